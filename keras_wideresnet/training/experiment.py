@@ -1,0 +1,224 @@
+"""The experiment definition: the one object gin configures (paper spec §3).
+
+An :class:`Experiment` names the task, the model constructor, the input pipelines and the
+optimization, loss and evaluation settings. ``tools/train.py``, ``tools/evaluate.py``,
+``tools/export.py`` and ``tools/analyze_paths.py`` all read the same gin files into one, so a
+model is always rebuilt the way it was trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+TASKS = ("classification", "segmentation")
+INIT_MODULES = ("all", "backbone")
+# Layers that are not part of the backbone (classifier / segmentation head): names start so.
+HEAD_LAYER_PREFIXES = ("linear", "conv6a", "upsample_logits", "pool7")
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """SGD with (Nesterov) momentum and the paper's decay and lr multipliers (spec §3.1–3.2).
+
+    Attributes:
+      learning_rate: Base learning rate.
+      schedule: ``"linear"`` (poly with power 1, ademxapp ``LinearScheduler``), ``"poly"``,
+        ``"step"``, ``"cosine"`` or ``"constant"``.
+      power: Exponent of the poly schedule.
+      end_learning_rate: Floor of linear/poly schedules (ademxapp: 1e-6).
+      boundaries, step_values: For ``"step"``: step boundaries and lr multipliers (len + 1).
+      warmup_steps: Linear warm-up from 0 before the schedule.
+      momentum, nesterov: SGD momentum (0.9; Nesterov for ImageNet, plain for segmentation).
+      weight_decay: Coupled L2 decay added to the gradient of conv/FC kernels and BN γ only.
+      bias_lr_multiplier: lr × this for biases and BN β (2 for segmentation, 1 for ImageNet).
+      clipnorm: Optional global gradient-norm clip.
+    """
+
+    learning_rate: float = 0.1
+    schedule: str = "linear"
+    power: float = 1.0
+    end_learning_rate: float = 1e-6
+    boundaries: Sequence[int] = ()
+    step_values: Sequence[float] = ()
+    warmup_steps: int = 0
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    bias_lr_multiplier: float = 1.0
+    clipnorm: float | None = None
+
+
+@dataclasses.dataclass
+class LossConfig:
+    """Loss settings (spec §3.2).
+
+    Attributes:
+      ignore_label: Label value excluded from loss and metrics (255).
+      bootstrap: Online bootstrapping: keep pixels whose true-class probability ≤
+        ``bootstrap_threshold``, but at least the ``bootstrap_min_kept`` hardest, per replica batch.
+      label_resolution: ``"subsample"`` labels to the logits grid (paper: label[4::8, 4::8]) or
+        ``"upsample"`` logits to the label size.
+      label_smoothing: For classification.
+    """
+
+    ignore_label: int = 255
+    bootstrap: bool = False
+    bootstrap_threshold: float = 0.6
+    bootstrap_min_kept: int = 256
+    label_resolution: str = "subsample"
+    label_smoothing: float = 0.0
+
+
+@dataclasses.dataclass
+class Experiment:
+    """Everything one training run needs.
+
+    Attributes:
+      task: ``"classification"`` or ``"segmentation"``.
+      model_fn: A constructor from :mod:`keras_wideresnet.applications`; called with
+        ``classes=num_classes, classifier_activation=None`` (classification) or
+        ``num_classes=num_classes`` (segmentation).
+      num_classes: Output classes.
+      class_names: Optional names (exported as the label map; printed in eval tables).
+      train_data, eval_data: Pipeline constructors from :mod:`keras_wideresnet.data`, called
+        with ``input_context=...`` (and ``is_training``); everything else is bound in gin.
+      eval_image_size: Classification: eval centre-crop size. Segmentation: the longer side
+        that eval and serving resize to (VOC/ADE 500; Cityscapes 2048). Shared with export.
+      eval_resize_shorter: Classification: shorter side before the centre crop (default =
+        ``eval_image_size``, the paper's 320 protocol).
+      output_stride: The model's output stride (segmentation: for the label sub-sampling).
+      train_steps: Total optimizer steps.
+      steps_per_loop: Steps per compiled inner loop (and per progress update).
+      checkpoint_interval, max_to_keep: Checkpoints every N steps, keeping the last K.
+      summary_interval: TensorBoard summaries every N steps.
+      eval_steps: Batches per evaluation (``None``: the whole eval set).
+      eval_interval: In ``train_and_eval``, evaluate every N steps (default: at the end).
+      eval_scales, eval_flip: Test-time augmentation for segmentation evaluation.
+      eval_tile_size: Sliding-window tile (``None``: whole image) for large images.
+      optimizer, loss: See :class:`OptimizerConfig` and :class:`LossConfig`.
+      init_checkpoint: A training checkpoint (dir or prefix) or a ``.weights.h5`` file to start
+        from when ``model_dir`` has no checkpoint yet.
+      init_checkpoint_modules: ``"all"`` or ``"backbone"`` (skip the head).
+      mixed_precision: ``None``, ``"mixed_float16"`` (with loss scaling) or ``"mixed_bfloat16"``.
+      seed: Global seed (``keras.utils.set_random_seed``).
+      jit_compile: XLA for the train step (off by default: slower on CPU, see environment.md §6).
+    """
+
+    task: str = "classification"
+    model_fn: Callable[..., keras.Model] | None = None
+    num_classes: int = 1000
+    class_names: Sequence[str] | None = None
+    train_data: Callable[..., tf.data.Dataset] | None = None
+    eval_data: Callable[..., tf.data.Dataset] | None = None
+    eval_image_size: int = 224
+    eval_resize_shorter: int | None = None
+    output_stride: int = 8
+    train_steps: int = 1000
+    steps_per_loop: int = 50
+    checkpoint_interval: int = 500
+    max_to_keep: int = 3
+    summary_interval: int = 50
+    eval_steps: int | None = None
+    eval_interval: int | None = None
+    eval_scales: Sequence[float] = (1.0,)
+    eval_flip: bool = False
+    eval_tile_size: int | None = None
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    init_checkpoint: str | None = None
+    init_checkpoint_modules: str = "all"
+    mixed_precision: str | None = None
+    seed: int | None = None
+    jit_compile: bool = False
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"Experiment.task must be one of {TASKS}. Received: task={self.task!r}")
+        if self.model_fn is None:
+            raise ValueError("Experiment.model_fn is not set. Bind it in gin, e.g. "
+                             "`Experiment.model_fn = @ResNet38Segmenter`.")
+        if self.init_checkpoint_modules not in INIT_MODULES:
+            raise ValueError(f"Experiment.init_checkpoint_modules must be one of {INIT_MODULES}. "
+                             f"Received: {self.init_checkpoint_modules!r}")
+        if self.mixed_precision not in (None, "float32", "mixed_float16", "mixed_bfloat16"):
+            raise ValueError("Experiment.mixed_precision must be None, 'mixed_float16' or "
+                             f"'mixed_bfloat16'. Received: {self.mixed_precision!r}")
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise ValueError(f"Experiment.class_names has {len(self.class_names)} names but "
+                             f"num_classes={self.num_classes}.")
+
+    def build_model(self, **overrides: Any) -> keras.Model:
+        """Builds the model as trained (logits out, float32 head)."""
+        if self.task == "classification":
+            kwargs = dict(classes=self.num_classes, classifier_activation=None)
+        else:
+            kwargs = dict(num_classes=self.num_classes)
+        kwargs.update(overrides)
+        return self.model_fn(**kwargs)
+
+    def label_names(self) -> list[str]:
+        return list(self.class_names) if self.class_names else [str(i) for i in range(self.num_classes)]
+
+
+def latest_checkpoint(path: str) -> str | None:
+    """The newest checkpoint prefix in a directory, or ``path`` if it is a prefix itself."""
+    if tf.io.gfile.isdir(path):
+        return tf.train.latest_checkpoint(path)
+    if tf.io.gfile.exists(path + ".index"):
+        return path
+    return None
+
+
+def restore_model(model: keras.Model, path: str, modules: str = "all") -> str:
+    """Loads weights into ``model`` from a training checkpoint (dir or prefix) or a weights file.
+
+    Args:
+      model: The freshly built model.
+      path: ``model_dir``, a checkpoint prefix (``model_dir/ckpt-100``) or a ``.weights.h5``.
+      modules: ``"all"`` or ``"backbone"`` (head layers are left as initialised).
+
+    Returns:
+      What was restored, for logging.
+    """
+    if path.endswith(".h5"):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"Weights file {path!r} does not exist.")
+        model.load_weights(path, skip_mismatch=modules == "backbone")
+        return path
+    prefix = latest_checkpoint(path)
+    if prefix is None:
+        raise FileNotFoundError(
+            f"No checkpoint found at {path!r}: expected a model_dir written by tools/train.py, "
+            "a checkpoint prefix such as MODEL_DIR/ckpt-1000, or a .weights.h5 file.")
+    reader = tf.train.load_checkpoint(prefix)
+    saved = reader.get_variable_to_shape_map()
+    layers = [l for l in model.layers
+              if modules == "all" or not l.name.startswith(HEAD_LAYER_PREFIXES)]
+    missing, mismatched = [], []
+    for layer in layers:
+        for var in layer.weights:
+            key = _checkpoint_key(var)
+            if key not in saved:
+                missing.append(var.path)
+            elif tuple(saved[key]) != tuple(var.shape):
+                mismatched.append(f"{var.path}: checkpoint {tuple(saved[key])} vs model {tuple(var.shape)}")
+    if missing or mismatched:
+        raise ValueError(
+            f"Checkpoint {prefix!r} does not match the model {model.name!r} "
+            f"({len(missing)} missing, {len(mismatched)} with other shapes; first: "
+            f"{(mismatched + missing)[:5]}). It was written for another architecture: use the "
+            "gin config it was trained with, or a fresh --model_dir.")
+    for layer in layers:
+        for var in layer.weights:
+            var.assign(reader.get_tensor(_checkpoint_key(var)))
+    return prefix
+
+
+def _checkpoint_key(var) -> str:
+    """Key of a model variable in checkpoints written by :mod:`keras_wideresnet.training.trainer`."""
+    return "model/" + var.path.replace("/", ".") + "/.ATTRIBUTES/VARIABLE_VALUE"

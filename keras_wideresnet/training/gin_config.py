@@ -1,0 +1,100 @@
+"""gin at the edge: registers the library's constructors and parses the tools' gin flags.
+
+Library code never imports gin; this module is the single place that exposes functions to gin
+(T5X / Model Garden pattern: ``--gin_file``, ``--gin_bindings``, ``--gin_search_paths``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import gin
+
+from keras_wideresnet import applications, data
+from keras_wideresnet.training import experiment as experiment_lib
+
+_REGISTERED = False
+
+
+def register_configurables() -> None:
+    """Makes the applications, pipelines and config classes available to gin (idempotent)."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    for fn in (applications.ResNet38, applications.ResNet20, applications.ResNet16,
+               applications.ResNet38Segmenter, applications.WideResNet):
+        gin.external_configurable(fn, name=fn.__name__, module="keras_wideresnet.applications")
+    for fn in (data.classification_dataset, data.segmentation_dataset, data.quickstart_files):
+        gin.external_configurable(fn, name=fn.__name__, module="keras_wideresnet.data")
+    for cls in (experiment_lib.Experiment, experiment_lib.OptimizerConfig,
+                experiment_lib.LossConfig):
+        gin.external_configurable(cls, name=cls.__name__, module="keras_wideresnet.training")
+    _REGISTERED = True
+
+
+def default_search_paths() -> list[str]:
+    """The repository's ``gin_configs/`` (for includes such as ``include 'base/voc.gin'``)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return [os.path.abspath(os.path.join(here, "..", "..", "gin_configs"))]
+
+
+class GinConfigError(ValueError):
+    """A gin file or binding could not be applied."""
+
+
+def parse_gin(files: Sequence[str] = (), bindings: Sequence[str] = (),
+              search_paths: Sequence[str] = (), finalize: bool = True) -> None:
+    """Parses gin files and bindings; errors name the offending file or binding.
+
+    Args:
+      files: gin files, absolute, relative to the working dir, or to a search path.
+      bindings: ``"Experiment.train_steps = 100"`` style bindings, applied after the files.
+      search_paths: Extra directories to resolve files and includes.
+      finalize: Lock the config afterwards.
+    """
+    register_configurables()
+    gin.clear_config()
+    for path in list(search_paths) + default_search_paths():
+        gin.add_config_file_search_path(path)
+    for f in files:
+        try:
+            gin.parse_config_file(f)
+        except IOError as e:
+            raise GinConfigError(
+                f"gin file {f!r} was not found (looked in the working directory and "
+                f"{list(search_paths) + default_search_paths()}). Pass an existing file to "
+                "--gin_file or add its folder with --gin_search_paths.") from e
+        except Exception as e:  # noqa: BLE001 - gin raises many types; re-raise with context
+            raise GinConfigError(f"gin file {f!r} could not be applied: {e}") from e
+    for b in bindings:
+        try:
+            gin.parse_config(b)
+        except Exception as e:  # noqa: BLE001
+            raise GinConfigError(
+                f"gin binding {b!r} could not be applied: {e}. Bindings look like "
+                "'Experiment.train_steps = 100'; see the gin files in gin_configs/ for names.") from e
+    if finalize:
+        gin.finalize()
+
+
+def load_experiment() -> experiment_lib.Experiment:
+    """Builds the :class:`Experiment` described by the parsed gin config."""
+    register_configurables()
+    try:
+        return gin.get_configurable("keras_wideresnet.training.Experiment")()
+    except (TypeError, ValueError) as e:
+        raise GinConfigError(f"The gin config does not describe a valid Experiment: {e}") from e
+
+
+def write_operative_config(model_dir: str, mode: str) -> str:
+    """Writes ``model_dir/operative_config.<mode>.gin`` (Model Garden convention)."""
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(model_dir)
+    path = os.path.join(model_dir, f"operative_config.{mode}.gin")
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(gin.operative_config_str())
+    with tf.io.gfile.GFile(os.path.join(model_dir, "config.gin"), "w") as f:
+        f.write(gin.config_str())
+    return path
