@@ -1,0 +1,187 @@
+"""keras.applications behaviour of ResNet38/20/16 and the segmenter (issue: core)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import keras
+from keras_wideresnet import applications as A
+
+TINY = dict(width_multiplier=1 / 32)
+
+# --- Parameter counts derived from the spec tables (§1.2, §1.4, §1.5) -----------------------
+_WIDTHS = [(128, 128), (256, 256), (512, 512), (512, 1024), (512, 1024, 2048), (1024, 2048, 4096)]
+_UNITS = {16: [1] * 6, 20: [1, 1, 1, 3, 1, 1], 38: [3, 3, 6, 3, 1, 1]}
+
+
+def _spec_param_count(depth, classes=1000, seg_classes=None):
+    bn = lambda c: 4 * c  # gamma, beta, moving mean, moving variance  # noqa: E731
+    total = 3 * 3 * 3 * 64  # conv1a
+    cin = 64
+    for n, widths in zip(_UNITS[depth], _WIDTHS):
+        kernels = (3, 3) if len(widths) == 2 else (1, 3, 1)
+        for u in range(n):
+            c = cin if u == 0 else widths[-1]
+            if u == 0:
+                total += c * widths[-1]  # 1x1 projection, no BN, no bias
+            for k, w in zip(kernels, widths):
+                total += bn(c) + k * k * c * w
+                c = w
+        cin = widths[-1]
+    total += bn(4096)  # bn7
+    if seg_classes:
+        total += 3 * 3 * 4096 * 512 + 512 + 3 * 3 * 512 * seg_classes + seg_classes
+    elif classes:
+        total += 4096 * classes + classes
+    return total
+
+
+@pytest.mark.parametrize("constructor,depth,variant", [
+    (A.ResNet38, 38, "a"), (A.ResNet38, 38, "a1"), (A.ResNet20, 20, "a2"), (A.ResNet16, 16, "a")])
+def test_full_size_parameter_counts(constructor, depth, variant):
+    model = constructor(variant=variant, input_shape=(224, 224, 3))
+    assert model.count_params() == _spec_param_count(depth)
+    assert model.output.shape == (None, 1000)
+
+
+def test_full_size_segmenter_shape_and_count():
+    model = A.ResNet38Segmenter(21, input_shape=(504, 504, 3))
+    assert model.output.shape == (None, 63, 63, 21)  # spec §1.4: 504 -> 63 at stride 8
+    assert model.count_params() == _spec_param_count(38, seg_classes=21)
+    names = {l.name for l in model.layers}
+    assert {"conv1a", "res2a", "res7a", "bn7", "conv6a", "linear21"} <= names
+    assert model.get_layer("conv6a").dilation_rate == (12, 12)
+    assert model.get_layer("res6a").dropout_rate == 0.3
+    assert model.get_layer("res7a").dropout_rate == 0.5
+
+
+@pytest.mark.parametrize("pooling,shape", [(None, (None, 2, 2, 128)), ("avg", (None, 128)),
+                                           ("max", (None, 128))])
+def test_include_top_false_and_pooling(pooling, shape):
+    model = A.ResNet38(include_top=False, pooling=pooling, input_shape=(64, 64, 3), **TINY)
+    assert model.output.shape == shape
+
+
+def test_default_input_shape_without_top_is_dynamic():
+    model = A.ResNet38(include_top=False, **TINY)
+    assert model.input.shape == (None, None, None, 3)
+    assert model(np.zeros((1, 37, 51, 3), "float32")).shape == (1, 2, 2, 128)
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_variable_input_channels(channels):
+    model = A.ResNet38(input_shape=(40, 40, channels), classes=7, **TINY)
+    assert model(np.zeros((2, 40, 40, channels), "float32")).shape == (2, 7)
+
+
+def test_input_tensor_keeps_upstream_inputs():
+    inp = keras.Input((48, 48, 3), name="upstream")
+    x = keras.layers.Rescaling(1 / 255.0)(inp)
+    model = A.ResNet38(input_tensor=x, classes=5, **TINY)
+    assert model.inputs[0].name == inp.name
+    assert model(np.zeros((1, 48, 48, 3), "float32")).shape == (1, 5)
+
+
+def test_classifier_activation_and_top_name():
+    model = A.ResNet16(classes=3, classifier_activation=None, input_shape=(32, 32, 3), **TINY)
+    assert model.layers[-1].name == "linear3"
+    out = model(np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32"))
+    assert not np.allclose(np.sum(out, axis=-1), 1.0)
+    soft = A.ResNet16(classes=3, input_shape=(32, 32, 3), **TINY)
+    np.testing.assert_allclose(np.sum(soft(np.ones((1, 32, 32, 3), "float32")), -1), 1.0, rtol=1e-5)
+
+
+def test_bad_arguments_give_value_errors():
+    with pytest.raises(ValueError, match="tools/convert_weights.py"):
+        A.ResNet38(weights="imagenet")
+    with pytest.raises(ValueError, match="Received: weights="):
+        A.ResNet38(weights="/nonexistent/file.h5")
+    with pytest.raises(ValueError, match="pooling"):
+        A.ResNet38(include_top=False, pooling="median", **TINY)
+    with pytest.raises(ValueError, match="variant"):
+        A.ResNet38(variant="b", **TINY)
+    with pytest.raises(ValueError, match="at least 32"):
+        A.ResNet38(input_shape=(16, 16, 3), **TINY)
+    with pytest.raises(ValueError, match="input_shape"):
+        A.ResNet38(input_shape=(64, 64), **TINY)
+    with pytest.raises(ValueError, match="classes"):
+        A.ResNet38(classes=0, **TINY)
+    with pytest.raises(ValueError, match="output_stride"):
+        A.ResNet38Segmenter(21, output_stride=4, **TINY)
+
+
+def test_get_config_from_config_and_keras_round_trip(tmp_path):
+    model = A.ResNet38(variant="a1", input_shape=(48, 48, 3), classes=4, output_stride=16,
+                       **TINY)
+    x = np.random.default_rng(1).normal(size=(2, 48, 48, 3)).astype("float32")
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(clone(x), model(x), atol=1e-6)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+
+
+def test_segmenter_upsampled_logits_and_weights_file(tmp_path):
+    seg = A.ResNet38Segmenter(5, upsample_logits=True, **TINY)
+    x = np.random.default_rng(2).normal(size=(1, 45, 61, 3)).astype("float32")
+    assert seg(x).shape == (1, 45, 61, 5)
+    path = str(tmp_path / "seg.weights.h5")
+    seg.save_weights(path)
+    again = A.ResNet38Segmenter(5, upsample_logits=True, weights=path, **TINY)
+    np.testing.assert_allclose(again(x), seg(x), atol=1e-6)
+    with pytest.raises(ValueError, match="Could not load weights"):
+        A.ResNet38Segmenter(6, weights=path, **TINY)
+
+
+def test_segmenter_os16_head_dilation():
+    seg = A.ResNet38Segmenter(3, output_stride=16, input_shape=(64, 64, 3), **TINY)
+    assert seg.output.shape == (None, 4, 4, 3)
+    assert seg.get_layer("conv6a").dilation_rate == (6, 6)
+
+
+def test_preprocess_input_and_decode_predictions():
+    x = np.full((1, 2, 2, 3), 255.0, "float32")
+    out = A.preprocess_input(x)
+    np.testing.assert_allclose(out[0, 0, 0], (1 - np.array(A.IMAGENET_MEAN)) / A.IMAGENET_STD,
+                               rtol=1e-6)
+    np.testing.assert_allclose(A.preprocess_input(keras.ops.convert_to_tensor(x)), out, rtol=1e-6)
+    preds = np.zeros((2, 1000), "float32")
+    preds[0, 386], preds[1, 0] = 0.9, 0.8
+    top = A.decode_predictions(preds, top=3)
+    assert top[0][0] == ("n02504458", "African_elephant", pytest.approx(0.9))
+    assert top[1][0][:2] == ("n01440764", "tench") and len(top[1]) == 3
+    with pytest.raises(ValueError, match="shape"):
+        A.decode_predictions(np.zeros((2, 10)))
+
+
+def test_mixed_bfloat16_keeps_float32_logits():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    seg = A.ResNet38Segmenter(3, input_shape=(32, 32, 3), **TINY)
+    assert seg.get_layer("res2a").compute_dtype == "bfloat16"
+    assert seg(np.zeros((1, 32, 32, 3), "float32")).dtype == "float32"
+
+
+def test_torch_backend_forward_pass():
+    pytest.importorskip("torch")  # only skipped where torch is not installed; CI installs it
+    code = textwrap.dedent("""
+        import numpy as np, keras
+        assert keras.backend.backend() == "torch"
+        from keras_wideresnet import applications as A
+        m = A.ResNet38(variant="a1", input_shape=(40, 40, 3), classes=3, width_multiplier=1/32)
+        y = keras.ops.convert_to_numpy(m(np.ones((2, 40, 40, 3), "float32")))
+        assert y.shape == (2, 3) and np.allclose(y.sum(-1), 1, atol=1e-5)
+        s = A.ResNet38Segmenter(4, width_multiplier=1/32, upsample_logits=True)
+        z = keras.ops.convert_to_numpy(s(np.ones((1, 33, 47, 3), "float32")))
+        assert z.shape == (1, 33, 47, 4)
+        print("TORCH_OK")
+    """)
+    env = dict(os.environ, KERAS_BACKEND="torch", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and "TORCH_OK" in proc.stdout, proc.stderr[-3000:]
