@@ -1,0 +1,23 @@
+"""Pretrained-weight conversion from the released ademxapp MXNet files (paper spec §5.2–§5.4).
+
+No MXNet is needed: :func:`read_params` decodes ``.params`` files with NumPy, :func:`convert`
+maps them onto a Keras model, :func:`load_ademxapp` builds the matching model and loads it.
+See docs/weights.md.
+"""
+
+from keras_wideresnet.weights.checksums import (
+    PUBLISHED_MD5,
+    ReleaseName,
+    file_md5,
+    parse_release_name,
+    verify_md5,
+)
+from keras_wideresnet.weights.convert import ConversionReport, convert, head_of, load_ademxapp
+from keras_wideresnet.weights.mxnet_params import ParamsFormatError, parse_params, read_params
+from keras_wideresnet.weights.naming import ParamTarget, ademxapp_targets
+
+__all__ = [
+    "PUBLISHED_MD5", "ConversionReport", "ParamTarget", "ParamsFormatError", "ReleaseName",
+    "ademxapp_targets", "convert", "file_md5", "head_of", "load_ademxapp", "parse_params",
+    "parse_release_name", "read_params", "verify_md5",
+]
