@@ -1,0 +1,113 @@
+"""Stateless image ops for the paper's augmentation (paper spec §3.1–3.2); all take a seed pair."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from keras_wideresnet.applications import IMAGENET_MEAN, IMAGENET_STD
+
+MEAN_RGB_255 = tuple(255.0 * m for m in IMAGENET_MEAN)
+STD_RGB_255 = tuple(255.0 * s for s in IMAGENET_STD)
+# AlexNet PCA lighting (paper spec §3.1).
+EIGVAL = (0.2175, 0.0188, 0.0045)
+EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
+GRAY = (0.299, 0.587, 0.114)
+
+
+def normalize(image_255: tf.Tensor) -> tf.Tensor:
+    """RGB in [0, 255] → ``(x/255 − mean)/std`` (paper spec §5.4; same as applications.preprocess_input)."""
+    return (tf.cast(image_255, tf.float32) - MEAN_RGB_255) / STD_RGB_255
+
+
+def decode_rgb(encoded: tf.Tensor) -> tf.Tensor:
+    """JPEG/PNG/BMP/GIF bytes → uint8 [h, w, 3]."""
+    return tf.io.decode_image(encoded, channels=3, expand_animations=False)
+
+
+def image_shape(encoded: tf.Tensor) -> tf.Tensor:
+    """[h, w, c] of encoded bytes; for JPEG without decoding."""
+    return tf.cond(
+        tf.io.is_jpeg(encoded),
+        lambda: tf.image.extract_jpeg_shape(encoded),
+        lambda: tf.shape(decode_rgb(encoded), out_type=tf.int32),
+    )
+
+
+def decode_and_crop(encoded: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
+    """Fused decode + crop for JPEG (``decode_and_crop_jpeg``), decode-then-slice otherwise.
+
+    window = [y, x, h, w].
+    """
+
+    def jpeg():
+        return tf.image.decode_and_crop_jpeg(encoded, window, channels=3, dct_method="INTEGER_FAST")
+
+    def other():
+        image = decode_rgb(encoded)
+        return tf.slice(image, tf.stack([window[0], window[1], 0]), tf.stack([window[2], window[3], 3]))
+
+    return tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
+
+
+def inception_crop_window(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Inception RandomSizedCrop window (area U(0.08,1), aspect U(3/4,4/3), 10 tries; fallback
+    centre square crop), paper spec §3.1. Returns [y, x, h, w]."""
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        shape,
+        bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
+        seed=seed,
+        min_object_covered=0.0,
+        aspect_ratio_range=(3.0 / 4.0, 4.0 / 3.0),
+        area_range=(0.08, 1.0),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    h, w = shape[0], shape[1]
+    failed = tf.logical_and(tf.equal(size[0], h), tf.equal(size[1], w))
+    side = tf.minimum(h, w)
+    center = tf.stack([(h - side) // 2, (w - side) // 2, side, side])
+    return tf.where(failed, center, tf.stack([begin[0], begin[1], size[0], size[1]]))
+
+
+def center_crop_window(shape: tf.Tensor, image_size: int, resize_shorter: int) -> tf.Tensor:
+    """Window equal to "resize the shorter side to ``resize_shorter``, centre-crop ``image_size``"."""
+    h, w = shape[0], shape[1]
+    side = tf.cast(tf.minimum(h, w), tf.float32) * (image_size / resize_shorter)
+    side = tf.maximum(1, tf.minimum(tf.cast(tf.round(side), tf.int32), tf.minimum(h, w)))
+    return tf.stack([(h - side) // 2, (w - side) // 2, side, side])
+
+
+def color_jitter(image01: tf.Tensor, seed: tf.Tensor, strength: float = 0.4) -> tf.Tensor:
+    """Brightness, contrast and saturation ±strength in random order (paper spec §3.1)."""
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    alphas = 1.0 + tf.random.stateless_uniform([3], seeds[0], -strength, strength)
+    order = tf.random.experimental.stateless_shuffle(tf.range(3), seeds[1])
+
+    def gray(x):
+        return tf.reduce_sum(x * GRAY, axis=-1, keepdims=True)
+
+    def brightness(x):
+        return x * alphas[0]
+
+    def contrast(x):
+        return x * alphas[1] + tf.reduce_mean(gray(x)) * (1.0 - alphas[1])
+
+    def saturation(x):
+        return x * alphas[2] + gray(x) * (1.0 - alphas[2])
+
+    for i in range(3):
+        image01 = tf.switch_case(
+            order[i], [lambda x=image01: brightness(x), lambda x=image01: contrast(x), lambda x=image01: saturation(x)]
+        )
+    return image01
+
+
+def pca_lighting(image01: tf.Tensor, seed: tf.Tensor, alphastd: float = 0.1) -> tf.Tensor:
+    """AlexNet PCA lighting; adds the RGB offset, then divides by 1.1 as ademxapp does (paper spec §3.1)."""
+    alpha = tf.random.stateless_normal([3], seed, stddev=alphastd)
+    rgb = tf.linalg.matvec(tf.constant(EIGVEC), alpha * tf.constant(EIGVAL))
+    return (image01 + rgb) / 1.1
+
+
+def random_flip(seed: tf.Tensor) -> tf.Tensor:
+    return tf.random.stateless_uniform([], seed) < 0.5

@@ -1,0 +1,119 @@
+"""ImageNet-style classification input pipeline (paper spec §3.1; issue #3 §3).
+
+Training: Inception random-resized crop fused with JPEG decoding, colour jitter 0.4 (random order),
+PCA lighting, clip, horizontal flip, ImageNet normalisation. Eval: resize the shorter side to
+``eval_resize_shorter`` and centre-crop ``image_size`` (paper protocol: 320 → 320; also 224).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from keras_wideresnet.data import augment, reader
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _train_image(encoded, seed, image_size: int, augment_colour: bool):
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    window = augment.inception_crop_window(augment.image_shape(encoded), seeds[0])
+    image = augment.decode_and_crop(encoded, window)
+    image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+    image = image / 255.0
+    if augment_colour:
+        image = augment.color_jitter(image, seeds[1])
+        image = augment.pca_lighting(image, seeds[2])
+        image = tf.clip_by_value(image, 0.0, 1.0)
+    image = tf.where(augment.random_flip(seeds[3]), tf.image.flip_left_right(image), image)
+    return augment.normalize(image * 255.0)
+
+
+def _eval_image(encoded, image_size: int, resize_shorter: int):
+    window = augment.center_crop_window(augment.image_shape(encoded), image_size, resize_shorter)
+    image = augment.decode_and_crop(encoded, window)
+    image = tf.image.resize(image, [image_size, image_size], method="bicubic", antialias=True)
+    return augment.normalize(tf.clip_by_value(image, 0.0, 255.0))
+
+
+def classification_dataset(
+    file_pattern: str,
+    *,
+    is_training: bool,
+    global_batch_size: int,
+    image_size: int = 224,
+    num_classes: int | None = None,
+    eval_resize_shorter: int | None = None,
+    input_context: tf.distribute.InputContext | None = None,
+    deterministic: bool = False,
+    seed: int | None = None,
+    drop_remainder: bool | None = None,
+    repeat: bool | None = None,
+    augment: bool = True,
+    tfds_name: str | None = None,
+    tfds_split: str | None = None,
+    tfds_data_dir: str | None = None,
+    shuffle_buffer_size: int = 10000,
+    label_offset: int = 0,
+) -> tf.data.Dataset:
+    """Batches of ``(image float32 [b, image_size, image_size, 3], label int32 [b])`` (paper spec §3.1).
+
+    Args:
+      file_pattern: glob (or comma-separated globs) of our TFRecords; ignored when ``tfds_name`` is set.
+      is_training: random crop/jitter/flip, shuffling, and by default repeat + drop_remainder.
+      global_batch_size: total batch; each replica gets its share when ``input_context`` is given.
+      eval_resize_shorter: eval resizes the shorter side to this (default ``image_size``), then
+        centre-crops ``image_size``.
+      deterministic, seed: reproducible order and augmentation.
+      augment: False keeps only the random crop and flip in training (no colour jitter/lighting).
+      num_classes: if given, labels outside ``[0, num_classes)`` raise an error naming the record.
+      label_offset: added to stored labels (e.g. -1 for Model Garden's 1001-class ImageNet records).
+      tfds_name/tfds_split/tfds_data_dir: read a prepared TFDS dataset (e.g. ``imagenet2012``) from a
+        local data_dir instead; downloads are never started.
+    """
+    if image_size < 8:
+        raise ValueError(f"image_size must be >= 8. Received: image_size={image_size}")
+    resize_shorter = eval_resize_shorter or image_size
+    if resize_shorter < image_size:
+        raise ValueError(
+            f"eval_resize_shorter ({resize_shorter}) must be >= image_size ({image_size}) for a centre crop."
+        )
+    batch_size = reader.per_replica_batch_size(global_batch_size, input_context)
+    repeat, drop_remainder = reader.resolve_defaults(is_training, repeat, drop_remainder)
+    seed = reader.pipeline_seed(seed, input_context)
+    if tfds_name:
+        ds = reader.tfds_source(
+            tfds_name, task="classification", split=tfds_split, data_dir=tfds_data_dir,
+            is_training=is_training, input_context=input_context, seed=seed,
+        )  # fmt: skip
+    else:
+        ds = reader.records(
+            file_pattern, is_training=is_training, input_context=input_context,
+            deterministic=deterministic, seed=seed,
+        )  # fmt: skip
+        ds = reader.parse_records(ds, "classification")
+    if is_training:
+        ds = ds.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = reader.with_seeds(ds, seed)
+
+    def transform(element, element_seed):
+        label = tf.cast(element["label"], tf.int32) + label_offset
+        if num_classes is not None:
+            tf.debugging.assert_less(
+                label, num_classes,
+                message=tf.strings.format("label out of range in record {}", element["name"]),
+            )  # fmt: skip
+            tf.debugging.assert_non_negative(
+                label, message=tf.strings.format("negative label in record {}", element["name"])
+            )
+        if is_training:
+            image = _train_image(element["encoded"], element_seed, image_size, augment)
+        else:
+            image = _eval_image(element["encoded"], image_size, resize_shorter)
+        return tf.ensure_shape(image, [image_size, image_size, 3]), label
+
+    ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+    ds = ds.prefetch(AUTOTUNE)
+    return reader.apply_options(ds, deterministic)

@@ -1,0 +1,47 @@
+"""Throughput measurement for the input pipelines (issue #3 "Must show")."""
+
+from __future__ import annotations
+
+import time
+
+import tensorflow as tf
+
+from keras_wideresnet.data import augment, reader
+
+
+def _count(element) -> int:
+    first = tf.nest.flatten(element)[0]
+    return int(first.shape[0]) if len(first.shape) == 4 else 1
+
+
+def measure_throughput(dataset: tf.data.Dataset, num_batches: int, *, warmup_batches: int = 2) -> float:
+    """Images per second over ``num_batches`` elements after ``warmup_batches``.
+
+    Elements whose first component is rank 4 count as batches of that many images; rank-3 elements
+    count as single images (``decode_only_dataset``).
+    """
+    if num_batches < 1:
+        raise ValueError(f"num_batches must be >= 1. Received: num_batches={num_batches}")
+    iterator = iter(dataset)
+    for _ in range(warmup_batches):
+        next(iterator)
+    images = 0
+    start = time.perf_counter()
+    for _ in range(num_batches):
+        try:
+            images += _count(next(iterator))
+        except StopIteration:
+            break
+    elapsed = time.perf_counter() - start
+    if images == 0:
+        raise ValueError("the dataset ran out during warm-up; use repeat=True or fewer warm-up batches.")
+    return images / max(elapsed, 1e-9)
+
+
+def decode_only_dataset(file_pattern: str, *, task: str = "classification", repeat: bool = True) -> tf.data.Dataset:
+    """Baseline: parse + plain full-image decode of the same records (unbatched, AUTOTUNE, prefetch)."""
+    ds = reader.parse_records(reader.records(file_pattern, is_training=False), task)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.map(lambda e: augment.decode_rgb(e["encoded"]), num_parallel_calls=tf.data.AUTOTUNE)
+    return reader.apply_options(ds.prefetch(tf.data.AUTOTUNE), deterministic=False)

@@ -1,0 +1,219 @@
+"""Sharded, resumable, parallel TFRecord writer with TFDS metadata (issue #3 §1–2, ecosystem spec §1.8).
+
+Each shard is written by one worker process to a temporary file and renamed only when complete (with
+a small manifest beside it), so a half-written shard never looks complete and re-running finishes the
+job. ``tfds.folder_dataset.write_metadata`` then adds ``dataset_info.json``/``features.json`` so that
+``tfds.builder_from_directory(out_dir)`` reads the output and reports split sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import multiprocessing as mp
+import os
+import random
+import re
+import time
+from typing import Sequence
+
+from absl import logging
+
+from keras_wideresnet.data import schema
+from keras_wideresnet.data.encode import EncodeConfig, Item, encode_item
+from keras_wideresnet.data.errors import DataError
+
+PROGRESS_DIR = "_progress"
+
+
+@dataclasses.dataclass
+class SplitResult:
+    """What ``write_split`` did: records written, items skipped (source id, reason), shard files."""
+
+    split: str
+    num_written: int
+    skipped: list[tuple[str, str]]
+    files: list[str]
+    pattern: str
+
+
+def shard_name(dataset_name: str, split: str, index: int, num_shards: int) -> str:
+    """TFDS file naming: ``{DATASET}-{SPLIT}.tfrecord-{X:05d}-of-{Y:05d}``."""
+    return f"{dataset_name}-{split}.tfrecord-{index:05d}-of-{num_shards:05d}"
+
+
+def split_pattern(out_dir: str, dataset_name: str, split: str) -> str:
+    return os.path.join(out_dir, f"{dataset_name}-{split}.tfrecord-*")
+
+
+_counter = None  # per-worker shared progress counter
+
+
+def _init_worker(counter) -> None:
+    global _counter
+    _counter = counter
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _write_shard(job: tuple) -> dict:
+    """Writes one shard (worker side). Returns its manifest."""
+    import tensorflow as tf
+
+    final_path, items, config, skip_corrupt = job
+    out_dir, base = os.path.split(final_path)
+    tmp_path = os.path.join(out_dir, PROGRESS_DIR, f"{base}.tmp-{os.getpid()}")
+    manifest_path = os.path.join(out_dir, PROGRESS_DIR, f"{base}.json")
+    written, skipped = 0, []
+    try:
+        with tf.io.TFRecordWriter(tmp_path) as writer:
+            for item in items:
+                try:
+                    writer.write(encode_item(item, config))
+                    written += 1
+                except DataError as e:
+                    if not skip_corrupt:
+                        raise
+                    skipped.append((item.source_id, str(e)))
+                if _counter is not None:
+                    with _counter.get_lock():
+                        _counter.value += 1
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+    manifest = {"shard": base, "num_written": written, "skipped": skipped}
+    with open(manifest_path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(manifest, f)
+    os.replace(manifest_path + ".tmp", manifest_path)
+    os.replace(tmp_path, final_path)  # the shard appears only when complete
+    return manifest
+
+
+def _check_no_foreign_shards(out_dir: str, dataset_name: str, split: str, num_shards: int) -> None:
+    rx = re.compile(re.escape(f"{dataset_name}-{split}.tfrecord-") + r"\d{5}-of-(\d{5})$")
+    for path in glob.glob(split_pattern(out_dir, dataset_name, split)):
+        m = rx.search(os.path.basename(path))
+        if m and int(m.group(1)) != num_shards:
+            raise DataError(
+                f"{out_dir} already holds shards of split {split!r} written with num_shards="
+                f"{int(m.group(1))} (e.g. {os.path.basename(path)}), but num_shards={num_shards} was "
+                "asked for. Re-run with the same --num_shards to finish that job, or delete those shards."
+            )
+
+
+def write_split(
+    items: Sequence[Item],
+    out_dir: str,
+    *,
+    dataset_name: str,
+    split: str,
+    config: EncodeConfig,
+    num_shards: int,
+    num_workers: int = 1,
+    skip_corrupt: bool = False,
+    shuffle_seed: int | None = None,
+    verbose: bool = True,
+) -> SplitResult:
+    """Encodes ``items`` into ``num_shards`` TFRecord shards of ``out_dir`` (issue #3 §2).
+
+    Args:
+      items: the records, in a deterministic order (the converters sort them).
+      shuffle_seed: if set, items are shuffled with this seed before sharding (training splits), so
+        every shard mixes classes; the same seed gives the same shards on a re-run.
+      num_workers: processes writing shards in parallel (``spawn`` context); 1 = in this process.
+      skip_corrupt: skip items that fail validation and report them instead of raising ``DataError``.
+    """
+    if not items:
+        raise DataError(f"split {split!r} of {dataset_name!r} has no items to write; check the input paths.")
+    if num_shards < 1 or num_workers < 1:
+        raise ValueError(f"num_shards and num_workers must be >= 1. Received: {num_shards}, {num_workers}")
+    if not re.fullmatch(r"[a-z0-9_]+", dataset_name) or not re.fullmatch(r"[A-Za-z0-9_]+", split):
+        raise ValueError(
+            "dataset_name must be lower-case snake_case and split alphanumeric/underscore (TFDS naming). "
+            f"Received: dataset_name={dataset_name!r}, split={split!r}"
+        )
+    num_shards = min(num_shards, len(items))
+    os.makedirs(os.path.join(out_dir, PROGRESS_DIR), exist_ok=True)
+    _check_no_foreign_shards(out_dir, dataset_name, split, num_shards)
+    for stale in glob.glob(os.path.join(out_dir, PROGRESS_DIR, f"{dataset_name}-{split}.*.tmp*")):
+        os.remove(stale)  # left by an interrupted run
+
+    order = list(items)
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(order)
+    jobs, manifests, done_count = [], [], 0
+    for i in range(num_shards):
+        final = os.path.join(out_dir, shard_name(dataset_name, split, i, num_shards))
+        manifest_path = os.path.join(out_dir, PROGRESS_DIR, os.path.basename(final) + ".json")
+        shard_items = order[i::num_shards]
+        if os.path.exists(final) and os.path.exists(manifest_path):
+            with open(manifest_path, encoding="utf-8") as f:
+                manifests.append(json.load(f))
+            done_count += len(shard_items)
+            continue
+        jobs.append((final, shard_items, config, skip_corrupt))
+    if done_count:
+        logging.info("%s/%s: %d of %d shards already complete; writing the rest.",
+                     dataset_name, split, num_shards - len(jobs), num_shards)
+
+    progbar = None
+    if verbose:
+        import keras
+
+        print(f"Writing {dataset_name}/{split}: {len(order)} items, {num_shards} shards", flush=True)
+        progbar = keras.utils.Progbar(len(order), unit_name="image")
+        progbar.update(done_count)
+    if jobs and num_workers == 1:
+        counter = mp.Value("q", 0)
+        _init_worker(counter)
+        try:
+            for job in jobs:
+                manifests.append(_write_shard(job))
+                if progbar:
+                    progbar.update(done_count + counter.value)
+        finally:
+            _init_worker(None)
+    elif jobs:
+        ctx = mp.get_context("spawn")  # TF is not fork-safe
+        counter = ctx.Value("q", 0)
+        with ctx.Pool(min(num_workers, len(jobs)), initializer=_init_worker, initargs=(counter,)) as pool:
+            pending = [pool.apply_async(_write_shard, (job,)) for job in jobs]
+            while pending:
+                time.sleep(0.2)
+                still = []
+                for res in pending:
+                    if res.ready():
+                        manifests.append(res.get())  # re-raises a worker's DataError here
+                    else:
+                        still.append(res)
+                pending = still
+                if progbar:
+                    progbar.update(done_count + counter.value)
+    if progbar:
+        progbar.update(len(order), finalize=True)
+
+    skipped = [tuple(s) for m in manifests for s in m["skipped"]]
+    written = sum(m["num_written"] for m in manifests)
+    if skipped:
+        report = os.path.join(out_dir, f"skipped-{split}.txt")
+        with open(report, "w", encoding="utf-8") as f:
+            for source_id, reason in skipped:
+                f.write(f"{source_id}\t{reason}\n")
+        logging.warning("%s/%s: skipped %d bad item(s), listed in %s: %s", dataset_name, split,
+                        len(skipped), report, ", ".join(s for s, _ in skipped[:20]))
+    files = [os.path.join(out_dir, shard_name(dataset_name, split, i, num_shards)) for i in range(num_shards)]
+    return SplitResult(split, written, skipped, files, split_pattern(out_dir, dataset_name, split))
+
+
+def write_tfds_metadata(out_dir: str, *, task: str, class_names: Sequence[str], description: str = "") -> None:
+    """Writes TFDS metadata for all splits in ``out_dir`` (environment spec §5)."""
+    import tensorflow_datasets as tfds
+
+    tfds.folder_dataset.write_metadata(
+        data_dir=out_dir,
+        features=schema.tfds_features(task, class_names),
+        split_infos=None,  # scans the shards and counts records per split
+        description=description or f"keras_wideresnet {task} TFRecords",
+        check_data=False,
+    )
