@@ -12,12 +12,19 @@ from keras_wideresnet.weights.checksums import (
     parse_release_name,
     verify_md5,
 )
-from keras_wideresnet.weights.convert import ConversionReport, convert, head_of, load_ademxapp
+from keras_wideresnet.weights.convert import (
+    RELEASED_MODELS,
+    ConversionReport,
+    convert,
+    export_keras_weights,
+    head_of,
+    load_ademxapp,
+)
 from keras_wideresnet.weights.mxnet_params import ParamsFormatError, parse_params, read_params
 from keras_wideresnet.weights.naming import ParamTarget, ademxapp_targets
 
 __all__ = [
-    "PUBLISHED_MD5", "ConversionReport", "ParamTarget", "ParamsFormatError", "ReleaseName",
-    "ademxapp_targets", "convert", "file_md5", "head_of", "load_ademxapp", "parse_params",
+    "PUBLISHED_MD5", "RELEASED_MODELS", "ConversionReport", "ParamTarget", "ParamsFormatError", "ReleaseName",
+    "ademxapp_targets", "convert", "export_keras_weights", "file_md5", "head_of", "load_ademxapp", "parse_params",
     "parse_release_name", "read_params", "verify_md5",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import warnings
 from typing import Any, Mapping, Sequence
 
 import keras
@@ -22,6 +23,8 @@ from keras_wideresnet.weights.checksums import parse_release_name, verify_md5
 from keras_wideresnet.weights.mxnet_params import read_params, split_key
 from keras_wideresnet.weights.naming import ARG, AUX, ademxapp_targets
 
+_DETAILED = 10  # shape mismatches shown with their shapes; the rest by name
+RELEASED_MODELS = {"resnet38_a": "a", "resnet38_a1": "a1"}  # --model → variant
 _HEAD_RE = re.compile(r"^linear(\d+)_weight$")
 _MODEL_HINT = ("Check that the model matches the file: variant (resnet38_a / resnet38_a1), "
                "classifier vs. segmenter (conv6a + linear{C}), number of classes and "
@@ -114,8 +117,7 @@ def _assign(raw: Mapping[str, Any], model: keras.Model, source: str, verbose: bo
         if kind and kind != target.kind:
             wrong_kind.append(f"{kind}:{name} (expected {target.kind}:)")
         if tuple(array.shape) != target.mxnet_shape():
-            wrong_shape.append(f"{name}: file {tuple(array.shape)} vs. model "
-                               f"{target.mxnet_shape()} (MXNet layout)")
+            wrong_shape.append((name, tuple(array.shape), target.mxnet_shape()))
         elif not np.all(np.isfinite(array)):
             not_finite.append(name)
     problems = []
@@ -124,7 +126,13 @@ def _assign(raw: Mapping[str, Any], model: keras.Model, source: str, verbose: bo
     if unused:
         problems.append(f"{len(unused)} arrays in the file not used by the model: {unused}")
     if wrong_shape:
-        problems.append(f"{len(wrong_shape)} shape mismatches: {wrong_shape}")
+        shown = [f"{n} {f} vs. {m}" for n, f, m in wrong_shape[:_DETAILED]]
+        rest = [n for n, _, _ in wrong_shape[_DETAILED:]]
+        problems.append(f"{len(wrong_shape)} shape mismatches (file vs. model, MXNet layout): "
+                        + ", ".join(shown) + (f", and {rest}" if rest else ""))
+        hint = _width_hint(arrays, targets)
+        if hint:
+            problems.append(hint)
     if wrong_kind:
         problems.append(f"{len(wrong_kind)} arrays with the wrong arg:/aux: prefix: {wrong_kind}")
     if not_finite:
@@ -141,6 +149,18 @@ def _assign(raw: Mapping[str, Any], model: keras.Model, source: str, verbose: bo
         if progbar is not None:
             progbar.update(i)
     return len(targets)
+
+
+def _width_hint(arrays, targets) -> str | None:
+    """Guesses the width multiplier of a file from ``conv1a`` (64 filters at 1.0)."""
+    if "conv1a_weight" not in arrays or "conv1a_weight" not in targets:
+        return None
+    in_file = arrays["conv1a_weight"][1].shape[0]
+    in_model = targets["conv1a_weight"].mxnet_shape()[0]
+    if in_file == in_model:
+        return None
+    return (f"conv1a has {in_file} filters in the file but {in_model} in the model: the file "
+            f"looks like width_multiplier={in_file / 64:g} (the model has about {in_model / 64:g}).")
 
 
 def head_of(params: Mapping[str, Any]) -> tuple[str, int]:
@@ -189,6 +209,11 @@ def load_ademxapp(params_path: str | os.PathLike, *, variant: str | None = None,
         raise ValueError(f"num_classes={num_classes} but {source} holds linear{classes} "
                          f"({classes} classes). Pass num_classes={classes} or the right file.")
     release = parse_release_name(params_path)
+    if variant is not None and release is not None and release.variant != variant:
+        warnings.warn(f"{source} is named as a Model {release.variant.upper()} file but "
+                      f"variant={variant!r} was asked for; A and A1 share array shapes, so the "
+                      "weights load, but they were trained for the other downsampling.",
+                      stacklevel=2)
     if variant is None:
         if release is None:
             raise ValueError(f"Cannot tell Model A from A1 for {source}: their arrays are "
@@ -214,3 +239,36 @@ def load_ademxapp(params_path: str | os.PathLike, *, variant: str | None = None,
             **model_kwargs)
     _assign(raw, model, source, verbose)
     return model
+
+
+def export_keras_weights(params_path: str | os.PathLike, output_path: str | os.PathLike, *,
+                         model: str = "resnet38_a1", num_classes: int | None = None,
+                         output_stride: int | None = None, width_multiplier: float = 1.0,
+                         check_md5: bool = True, verbose: bool = False) -> keras.Model:
+    """Converts a ``.params`` file and writes Keras ``.weights.h5`` (what the CLI does).
+
+    Args:
+      params_path: The ademxapp ``.params`` file.
+      output_path: Destination; must end with ``.weights.h5``.
+      model: ``"resnet38_a"`` or ``"resnet38_a1"``.
+      num_classes, output_stride, width_multiplier, check_md5, verbose: See
+        :func:`load_ademxapp`.
+
+    Returns:
+      The converted model (load the file later with ``ResNet38(variant=..., weights=path)`` or
+      ``ResNet38Segmenter(C, weights=path)``).
+    """
+    output_path = os.fspath(output_path)
+    if not output_path.endswith(".weights.h5"):
+        raise ValueError("The output file name must end with '.weights.h5' (Keras 3 weights "
+                         f"format). Received: {output_path!r}")
+    if model not in RELEASED_MODELS:
+        raise ValueError(f"`model` must be one of {RELEASED_MODELS}. Received: model={model!r}")
+    keras_model = load_ademxapp(params_path, variant=RELEASED_MODELS[model],
+                                num_classes=num_classes, output_stride=output_stride,
+                                width_multiplier=width_multiplier, check_md5=check_md5,
+                                verbose=verbose)
+    parent = os.path.dirname(os.path.abspath(output_path))
+    os.makedirs(parent, exist_ok=True)
+    keras_model.save_weights(output_path)
+    return keras_model
