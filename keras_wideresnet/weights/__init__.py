@@ -22,9 +22,15 @@ from keras_wideresnet.weights.convert import (
 )
 from keras_wideresnet.weights.mxnet_params import ParamsFormatError, parse_params, read_params
 from keras_wideresnet.weights.naming import ParamTarget, ademxapp_targets
+from keras_wideresnet.weights.torch_psa import (
+    psa_state_dict_to_ademxapp,
+    psa_to_ademxapp_key,
+    read_psa_pth,
+)
 
 __all__ = [
     "PUBLISHED_MD5", "RELEASED_MODELS", "ConversionReport", "ParamTarget", "ParamsFormatError", "ReleaseName",
     "ademxapp_targets", "convert", "export_keras_weights", "file_md5", "head_of", "load_ademxapp", "parse_params",
-    "parse_release_name", "read_params", "verify_md5",
+    "parse_release_name", "psa_state_dict_to_ademxapp", "psa_to_ademxapp_key", "read_params",
+    "read_psa_pth", "verify_md5",
 ]
