@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "gin-config==0.5.0",
     "scikit-learn==1.9.1",  # ships the embedded quickstart data (8x8 digits)
     "matplotlib==3.11.2",  # analysis plots
+    "tensorboard==2.21.0",  # tf.summary needs it; TF 2.21 no longer pulls it in
 ]
 
 EXTRAS_REQUIRE = {

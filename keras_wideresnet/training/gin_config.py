@@ -25,12 +25,31 @@ def register_configurables() -> None:
     for fn in (applications.ResNet38, applications.ResNet20, applications.ResNet16,
                applications.ResNet38Segmenter, applications.WideResNet):
         gin.external_configurable(fn, name=fn.__name__, module="keras_wideresnet.applications")
-    for fn in (data.classification_dataset, data.segmentation_dataset, data.quickstart_files):
+    for fn in (data.classification_dataset, data.segmentation_dataset, quickstart_files):
         gin.external_configurable(fn, name=fn.__name__, module="keras_wideresnet.data")
     for cls in (experiment_lib.Experiment, experiment_lib.OptimizerConfig,
                 experiment_lib.LossConfig):
         gin.external_configurable(cls, name=cls.__name__, module="keras_wideresnet.training")
     _REGISTERED = True
+
+
+def quickstart_files(task: str = "classification", split: str = "train",
+                     data_dir: str = "quickstart_data") -> str:
+    """File pattern of the embedded quickstart data, written on first use (issue #3 §4).
+
+    Classification: scikit-learn's 1,797 real 8×8 digits; segmentation: SYNTHETIC shape scenes.
+    """
+    import glob
+
+    out_dir = os.path.join(data_dir, task)
+    if not glob.glob(os.path.join(out_dir, "dataset_info.json")):
+        print(f"[keras_wideresnet] writing the {task} quickstart data to {out_dir}", flush=True)
+        data.write_quickstart(out_dir, task=task)
+    matches = sorted(glob.glob(os.path.join(out_dir, f"*-{split}.tfrecord-*")))
+    if not matches:
+        raise FileNotFoundError(f"No {split!r} records in {out_dir!r}; delete the folder to "
+                                "have the quickstart data written again.")
+    return os.path.join(out_dir, f"*-{split}.tfrecord-*")
 
 
 def default_search_paths() -> list[str]:

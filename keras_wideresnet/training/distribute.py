@@ -1,0 +1,47 @@
+"""tf.distribute strategy selection (Model Garden's ``distribute_utils``, ecosystem.md §1.7)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
+
+
+def get_strategy(name: str = "default", tpu_address: str | None = None,
+                 devices: list[str] | None = None) -> tf.distribute.Strategy:
+    """Returns the strategy named on the command line.
+
+    Args:
+      name: ``"default"`` (no distribution), ``"one_device"``, ``"mirrored"`` (all local GPUs,
+        or ``devices``), ``"multi_worker_mirrored"`` (reads ``TF_CONFIG``) or ``"tpu"``.
+      tpu_address: TPU name/address for ``TPUClusterResolver`` (``"local"`` on a TPU VM).
+      devices: Explicit device list for ``mirrored`` (e.g. two logical CPUs in tests).
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"--strategy must be one of {STRATEGIES}. Received: {name!r}")
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address or "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.NotFoundError) as e:
+        raise RuntimeError(f"No TPU could be reached at {tpu_address or '(auto)'}: {e}. Run on a "
+                           "TPU VM or pass --tpu=<name>; on CPU/GPU use --strategy=mirrored.") from e
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this worker writes summaries, configs and exports."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    return resolver.task_type in ("chief", None) or (
+        resolver.task_type == "worker" and resolver.task_id == 0)

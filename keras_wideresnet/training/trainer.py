@@ -1,0 +1,251 @@
+"""The distributed custom training loop (paper spec §3; Model Garden/orbit conventions).
+
+* Resume is implicit: the newest checkpoint in ``model_dir`` is restored (step, model,
+  optimizer and hence the schedule); otherwise ``init_checkpoint`` is loaded.
+* Checkpoints every ``checkpoint_interval`` steps keep the last ``max_to_keep``; a non-finite
+  loss stops training with an error and leaves the last good checkpoint in place.
+* Summaries go to ``model_dir/train`` and ``model_dir/validation`` (TensorBoard).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from keras_wideresnet.evaluation import evaluator
+from keras_wideresnet.training import losses, optimization
+from keras_wideresnet.training.distribute import is_chief
+from keras_wideresnet.training.experiment import Experiment, restore_model
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/Inf loss."""
+
+
+def set_precision_policy(mixed_precision: str | None) -> None:
+    keras.config.set_dtype_policy(mixed_precision or "float32")
+
+
+def _safe_name(var) -> str:
+    return var.path.replace("/", "-")
+
+
+class Trainer:
+    """Builds the model and optimizer under a strategy and runs train / eval.
+
+    Args:
+      experiment: The :class:`Experiment`.
+      model_dir: Where checkpoints, summaries and metrics go.
+      strategy: A ``tf.distribute.Strategy``.
+    """
+
+    def __init__(self, experiment: Experiment, model_dir: str,
+                 strategy: tf.distribute.Strategy | None = None):
+        self.experiment = experiment
+        self.model_dir = model_dir
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.chief = is_chief(self.strategy)
+        if experiment.seed is not None:
+            keras.utils.set_random_seed(experiment.seed)
+        set_precision_policy(experiment.mixed_precision)
+        with self.strategy.scope():
+            self.model = experiment.build_model()
+            self.optimizer = optimization.build_optimizer(
+                experiment.optimizer, experiment.train_steps, experiment.mixed_precision)
+            # Keras 3 creates slots lazily; build them before the tf.function loop
+            # (environment.md §2).
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step",
+                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.checkpoint = tf.train.Checkpoint(
+            step=self.step,
+            model=tf.train.Checkpoint(**{_safe_name(v): v.value for v in self.model.weights}),
+            optimizer=tf.train.Checkpoint(
+                **{f"v{i}": v.value for i, v in enumerate(self.optimizer.variables)}))
+        directory = model_dir if self.chief else tempfile.mkdtemp(prefix="kwr_worker_ckpt_")
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, directory, max_to_keep=experiment.max_to_keep,
+            checkpoint_name="ckpt", step_counter=self.step,
+            checkpoint_interval=experiment.checkpoint_interval)
+        self._train_fn = None
+
+    # --- Checkpoints ------------------------------------------------------------------------
+    def restore_or_initialize(self) -> str:
+        """Restores the newest checkpoint in ``model_dir``; else loads ``init_checkpoint``."""
+        latest = self.manager.latest_checkpoint or tf.train.latest_checkpoint(self.model_dir)
+        if latest:
+            # Shapes are checked first, so an incompatible checkpoint gets a clear message.
+            restore_model(self.model, latest)
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            return f"resumed from {latest} at step {int(self.step.numpy())}"
+        if self.experiment.init_checkpoint:
+            what = restore_model(self.model, self.experiment.init_checkpoint,
+                                 self.experiment.init_checkpoint_modules)
+            return f"initialized {self.experiment.init_checkpoint_modules} from {what}"
+        return "initialized from scratch"
+
+    # --- Training ---------------------------------------------------------------------------
+    def _loss(self, labels, logits):
+        exp = self.experiment
+        if exp.task == "classification":
+            return losses.classification_loss(labels, logits,
+                                              label_smoothing=exp.loss.label_smoothing)
+        return losses.segmentation_loss(
+            labels, logits, ignore_label=exp.loss.ignore_label, output_stride=exp.output_stride,
+            label_resolution=exp.loss.label_resolution, bootstrap=exp.loss.bootstrap,
+            bootstrap_threshold=exp.loss.bootstrap_threshold,
+            bootstrap_min_kept=exp.loss.bootstrap_min_kept)
+
+    def _replica_step(self, images, labels):
+        model, optimizer = self.model, self.optimizer
+        num_replicas = self.strategy.num_replicas_in_sync
+        variables = model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            loss = self._loss(labels, logits)
+            scaled = loss / num_replicas  # summed across replicas = the device average
+            if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+                scaled = optimizer.scale_loss(scaled)
+        grads = tape.gradient(scaled, [v.value for v in variables])
+        loss_scale = (optimizer.dynamic_scale
+                      if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else 1.0)
+        grads = optimization.adjust_gradients(grads, variables, self.experiment.optimizer,
+                                              loss_scale)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss / num_replicas, tf.shape(images)[0]
+
+    def _make_train_fn(self):
+        strategy = self.strategy
+
+        def train_loop(iterator, num_steps):
+            total, images_seen = tf.constant(0.0), tf.constant(0)
+            finite = tf.constant(True)
+            for _ in tf.range(num_steps):
+                images, labels = next(iterator)
+                per_replica = strategy.run(self._replica_step, args=(images, labels))
+                loss, count = (strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
+                               for t in per_replica)
+                finite = tf.logical_and(finite, tf.math.is_finite(loss))
+                total += loss
+                images_seen += count
+                self.step.assign_add(1)
+            return total / tf.cast(num_steps, tf.float32), finite, images_seen
+
+        return tf.function(train_loop, jit_compile=self.experiment.jit_compile)
+
+    def _learning_rate(self) -> float:
+        opt = self.optimizer
+        inner = getattr(opt, "inner_optimizer", opt)
+        lr = inner.learning_rate
+        return float(keras.ops.convert_to_numpy(lr))
+
+    def train(self) -> dict[str, Any]:
+        """Trains until ``experiment.train_steps`` (resuming), then saves a final checkpoint."""
+        exp = self.experiment
+        if exp.train_data is None:
+            raise ValueError("Experiment.train_data is not set: bind it in gin, e.g. "
+                             "`Experiment.train_data = @train/segmentation_dataset`.")
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda ctx: exp.train_data(input_context=ctx, is_training=True))
+        iterator = iter(dataset)
+        if self._train_fn is None:
+            self._train_fn = self._make_train_fn()
+        writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) \
+            if self.chief else tf.summary.create_noop_writer()
+        start = int(self.step.numpy())
+        progbar = keras.utils.Progbar(exp.train_steps, stateful_metrics=["loss", "lr", "img/s"],
+                                      verbose=1 if self.chief else 0)
+        progbar.update(start)
+        history = []
+        eval_every = exp.eval_interval
+        while int(self.step.numpy()) < exp.train_steps:
+            step = int(self.step.numpy())
+            n = min(exp.steps_per_loop, exp.train_steps - step)
+            t0 = time.time()
+            loss, finite, images_seen = self._train_fn(iterator, tf.constant(n, tf.int32))
+            loss = float(loss.numpy())
+            if not bool(finite.numpy()):
+                raise NonFiniteLossError(
+                    f"Loss became NaN/Inf between steps {step} and {step + n}. The last good "
+                    f"checkpoint ({self.manager.latest_checkpoint}) is kept; lower the learning "
+                    "rate, enable loss scaling (mixed_float16) or check the labels, then re-run "
+                    "the same command to resume.")
+            seconds = time.time() - t0
+            step += n
+            lr = self._learning_rate()
+            images_per_s = int(images_seen.numpy()) / max(seconds, 1e-9)
+            history.append({"step": step, "loss": loss, "lr": lr})
+            progbar.update(step, [("loss", loss), ("lr", lr), ("img/s", images_per_s)])
+            with writer.as_default(step=step):
+                tf.summary.scalar("loss", loss)
+                tf.summary.scalar("learning_rate", lr)
+                tf.summary.scalar("images_per_second", images_per_s)
+            self.manager.save(checkpoint_number=step)
+            if eval_every and exp.eval_data is not None and step % eval_every == 0 \
+                    and step < exp.train_steps:
+                self.evaluate()
+        self.manager.save(checkpoint_number=int(self.step.numpy()), check_interval=False)
+        writer.flush()
+        return {"step": int(self.step.numpy()), "loss": history[-1]["loss"] if history else None,
+                "history": history}
+
+    # --- Evaluation -------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, Any]:
+        """Evaluates the current weights and writes ``model_dir/metrics_<step>.json``."""
+        exp = self.experiment
+        if exp.eval_data is None:
+            raise ValueError("Experiment.eval_data is not set: bind it in gin, e.g. "
+                             "`Experiment.eval_data = @eval/segmentation_dataset`.")
+        scores = evaluator.evaluate(self.model, exp, self.strategy)
+        step = int(self.step.numpy())
+        scores["step"] = step
+        if self.chief:
+            writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "validation"))
+            with writer.as_default(step=step):
+                for k, v in scores.items():
+                    if isinstance(v, (int, float)) and k != "step":
+                        tf.summary.scalar(k, v)
+            writer.flush()
+            with tf.io.gfile.GFile(os.path.join(self.model_dir, f"metrics_{step}.json"), "w") as f:
+                json.dump(scores, f, indent=2, default=_json_default)
+        return scores
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return None if math.isnan(o) else float(o)
+    raise TypeError(type(o))
+
+
+def run(experiment: Experiment, model_dir: str, mode: str = "train_and_eval",
+        strategy: tf.distribute.Strategy | None = None) -> dict[str, Any]:
+    """Runs ``train``, ``eval`` or ``train_and_eval`` (the body of ``tools/train.py``)."""
+    if mode not in ("train", "eval", "train_and_eval"):
+        raise ValueError(f"--mode must be train, eval or train_and_eval. Received: {mode!r}")
+    trainer = Trainer(experiment, model_dir, strategy)
+    status = trainer.restore_or_initialize()
+    logging.info("Model %s: %s parameters; %s", trainer.model.name,
+                 f"{trainer.model.count_params():,}", status)
+    print(f"[keras_wideresnet] {status}", flush=True)
+    result: dict[str, Any] = {"status": status}
+    if mode in ("train", "train_and_eval"):
+        result["train"] = trainer.train()
+    if mode in ("eval", "train_and_eval"):
+        if mode == "eval" and not trainer.manager.latest_checkpoint \
+                and not experiment.init_checkpoint:
+            raise FileNotFoundError(f"--mode=eval needs a checkpoint in {model_dir!r} (or "
+                                    "Experiment.init_checkpoint); train first.")
+        result["eval"] = trainer.evaluate()
+    result["trainer"] = trainer
+    return result

@@ -1,0 +1,84 @@
+"""Train and/or evaluate a keras_wideresnet experiment described in gin.
+
+    python tools/train.py --gin_file=gin_configs/quickstart/digits.gin --model_dir=runs/digits
+
+Re-running the same command resumes from the newest checkpoint in --model_dir. With
+--export_dir, the trained model is exported for TF Serving at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("gin_file", [], "gin config file(s); later files override earlier.")
+flags.DEFINE_multi_string("gin_bindings", [], "Extra bindings, e.g. 'Experiment.train_steps=10'.")
+flags.DEFINE_multi_string("gin_search_paths", [], "Folders to resolve gin files and includes.")
+flags.DEFINE_string("model_dir", None, "Checkpoints, summaries, configs and metrics go here.")
+flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval"], "What to run.")
+flags.DEFINE_enum("strategy", "default",
+                  ["default", "one_device", "mirrored", "multi_worker_mirrored", "tpu"],
+                  "tf.distribute strategy (multi_worker_mirrored reads TF_CONFIG).")
+flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
+flags.DEFINE_integer("num_cpu_devices", 0,
+                     "Split the CPU into this many logical devices (testing --strategy=mirrored "
+                     "without GPUs).")
+flags.DEFINE_string("export_dir", None, "If set, export a TF Serving SavedModel here at the end.")
+
+
+def main(argv):
+    del argv
+    if not FLAGS.model_dir:
+        raise app.UsageError("--model_dir is required (checkpoints and configs are written there).")
+    if not FLAGS.gin_file and not os.path.exists(os.path.join(FLAGS.model_dir, "config.gin")):
+        raise app.UsageError("Pass --gin_file (see gin_configs/), or a --model_dir that already "
+                             "holds a config.gin from an earlier run.")
+    import tensorflow as tf
+
+    if FLAGS.num_cpu_devices > 1:
+        cpus = tf.config.list_physical_devices("CPU")
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * FLAGS.num_cpu_devices)
+
+    from keras_wideresnet.training import gin_config, trainer
+    from keras_wideresnet.training.distribute import get_strategy
+
+    files = FLAGS.gin_file or [os.path.join(FLAGS.model_dir, "config.gin")]
+    gin_config.parse_gin(files, FLAGS.gin_bindings, FLAGS.gin_search_paths)
+    experiment = gin_config.load_experiment()
+    devices = None
+    if FLAGS.strategy == "mirrored" and FLAGS.num_cpu_devices > 1:
+        devices = [f"/cpu:{i}" for i in range(FLAGS.num_cpu_devices)]
+    strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, devices)
+    logging.info("Strategy %s with %d replicas", type(strategy).__name__,
+                 strategy.num_replicas_in_sync)
+    result = trainer.run(experiment, FLAGS.model_dir, FLAGS.mode, strategy)
+    if trainer.is_chief(strategy):
+        gin_config.write_operative_config(FLAGS.model_dir, FLAGS.mode)
+    if "eval" in result:
+        _print_scores(result["eval"])
+    if FLAGS.export_dir and trainer.is_chief(strategy):
+        from keras_wideresnet.export import export_experiment
+
+        path = export_experiment(result["trainer"].model, experiment, FLAGS.export_dir)
+        print(f"[keras_wideresnet] exported SavedModel for TF Serving: {path}")
+
+
+def _print_scores(scores: dict) -> None:
+    from keras_wideresnet.training.metrics import format_segmentation_table
+
+    if "mean_iou" in scores:
+        print(format_segmentation_table(scores))
+    else:
+        print(f"top-1 accuracy: {100 * scores['top1']:.2f}%   top-5 accuracy: "
+              f"{100 * scores['top5']:.2f}%   ({scores['num_examples']} images)")
+    print(json.dumps({k: v for k, v in scores.items()
+                      if k not in ("confusion_matrix", "per_class_iou")}))
+
+
+if __name__ == "__main__":
+    flags.mark_flag_as_required("model_dir")
+    app.run(main)
