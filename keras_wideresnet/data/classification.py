@@ -100,13 +100,8 @@ def classification_dataset(
     def transform(element, element_seed):
         label = tf.cast(element["label"], tf.int32) + label_offset
         if num_classes is not None:
-            tf.debugging.assert_less(
-                label, num_classes,
-                message=tf.strings.format("label out of range in record {}", element["name"]),
-            )  # fmt: skip
-            tf.debugging.assert_non_negative(
-                label, message=tf.strings.format("negative label in record {}", element["name"])
-            )
+            in_range = tf.logical_and(label >= 0, label < num_classes)
+            tf.debugging.Assert(in_range, ["label outside [0, num_classes) in record", element["name"], label])
         if is_training:
             image = _train_image(element["encoded"], element_seed, image_size, augment)
         else:

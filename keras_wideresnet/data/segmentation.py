@@ -26,10 +26,8 @@ def _decode_pair(element, ignore_label: int):
     if "mask_lut" in element:  # TFDS sources store raw ids
         label = tf.gather(element["mask_lut"], label)
         label = tf.where(label < 0, ignore_label, label)
-    tf.debugging.assert_equal(
-        tf.shape(image)[:2], tf.shape(label)[:2],
-        message=tf.strings.format("image and mask sizes differ in record {}", element["name"]),
-    )  # fmt: skip
+    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], tf.shape(label)[:2]))
+    tf.debugging.Assert(same, ["image and mask sizes differ in record", element["name"]])
     return image, label
 
 
@@ -37,10 +35,9 @@ def _check_labels(label, name, num_classes: int | None, ignore_label: int):
     if num_classes is None:
         return
     valid = tf.where(tf.equal(label, ignore_label), 0, label)
-    tf.debugging.assert_less(
-        tf.reduce_max(valid), num_classes,
-        message=tf.strings.format("mask value outside the classes in record {}", name),
-    )  # fmt: skip
+    tf.debugging.Assert(
+        tf.reduce_max(valid) < num_classes, ["mask value outside [0, num_classes) in record", name]
+    )
 
 
 def _train_pair(image, label, seed, crop_size, scale_range, origin_size, ignore_label):
