@@ -1,6 +1,18 @@
 """The paper's path analysis (paper spec §4): unravelled view, gradient magnitude by path
 length, effective depth, and the "wider or deeper" comparison."""
 
+from keras_wideresnet.analysis.callback import PathAnalysisCallback
+from keras_wideresnet.analysis.comparison import (
+    Member,
+    compare_members,
+    comparison_markdown,
+    estimate_training_memory,
+    match_width,
+    measure_step,
+    read_accuracy,
+    spec_param_count,
+    wider_or_deeper_members,
+)
 from keras_wideresnet.analysis.effective_depth import (
     EFFECTIVE_DEPTH_METHODS,
     EffectiveDepthConfig,
@@ -19,10 +31,14 @@ from keras_wideresnet.analysis.paths import (
     input_gradient,
     sample_plan,
 )
+from keras_wideresnet.analysis.plots import plot_path_analysis, render_png, summary_lines
 
 __all__ = [
-    "EFFECTIVE_DEPTH_METHODS", "EffectiveDepthConfig", "PROJECTION_SHORTCUT_RULE",
-    "PathAnalysisResult", "PathGates", "PathGradient", "analyze_paths", "as_batches",
-    "default_loss", "effective_depth", "find_residual_units", "input_gradient", "path_counts",
-    "path_gates", "path_length_distribution", "sample_plan",
+    "EFFECTIVE_DEPTH_METHODS", "EffectiveDepthConfig", "Member", "PROJECTION_SHORTCUT_RULE",
+    "PathAnalysisCallback", "PathAnalysisResult", "PathGates", "PathGradient", "analyze_paths",
+    "as_batches", "compare_members", "comparison_markdown", "default_loss", "effective_depth",
+    "estimate_training_memory", "find_residual_units", "input_gradient", "match_width",
+    "measure_step", "path_counts", "path_gates", "path_length_distribution",
+    "plot_path_analysis", "read_accuracy", "render_png", "sample_plan", "spec_param_count",
+    "summary_lines", "wider_or_deeper_members",
 ]
