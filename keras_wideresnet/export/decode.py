@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from keras_wideresnet.data import augment
+
 IMAGE_ENCODED_KEY = "image/encoded"  # Model Garden / keras_wideresnet.data.schema key.
 
 # File signatures of the formats tf.io.decode_image reads.
@@ -31,15 +33,15 @@ def _safe_substr(encoded: tf.Tensor, pos: int, length: int) -> tf.Tensor:
     return tf.strings.substr(encoded, tf.minimum(pos, n), length)
 
 
-def decode_image(encoded: tf.Tensor, input_name: str = "image_bytes") -> tf.Tensor:
-    """Decodes one encoded image to uint8 ``[H, W, 3]`` (grey → RGB, alpha dropped).
+def check_image_bytes(encoded: tf.Tensor, input_name: str = "image_bytes") -> tf.Tensor:
+    """Returns ``encoded`` once it is known to start like an image the decoders read.
 
     Args:
       encoded: Scalar string tensor.
       input_name: Named in the error message.
 
     Raises (at run time):
-      InvalidArgumentError: ``encoded`` is not a JPEG/PNG/GIF/BMP/WebP image, or is corrupt.
+      InvalidArgumentError: ``encoded`` is not a JPEG/PNG/GIF/BMP/WebP image.
     """
     encoded = tf.convert_to_tensor(encoded, tf.string)
     check = tf.debugging.Assert(
@@ -49,7 +51,13 @@ def decode_image(encoded: tf.Tensor, input_name: str = "image_bytes") -> tf.Tens
          tf.strings.length(encoded), "bytes starting with", tf.strings.substr(encoded, 0, 16)],
         summarize=16)
     with tf.control_dependencies([check]):
-        image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+        return tf.identity(encoded)
+
+
+def decode_image(encoded: tf.Tensor, input_name: str = "image_bytes") -> tf.Tensor:
+    """Checks and decodes one encoded image to uint8 ``[H, W, 3]`` with the input pipeline's
+    decoder (grey → RGB, alpha dropped). Corrupt data also fails with ``InvalidArgument``."""
+    image = augment.decode_rgb(check_image_bytes(encoded, input_name))
     image.set_shape([None, None, 3])
     return image
 

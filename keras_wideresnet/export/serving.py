@@ -43,35 +43,41 @@ class ServingFunctions:
     # -- the three input types (ecosystem spec §1.6) ---------------------------------------
     def from_image_bytes(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         """``serving_default``: a batch of encoded images of any sizes."""
-        return self._run(image_bytes, lambda e: decode.decode_image(e, "image_bytes"))
+        return self._run(image_bytes, encoded=True, input_name="image_bytes")
 
     def from_image_tensor(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """``serving_image_tensor``: uint8 ``[B, H, W, 3]``."""
         images = decode.check_image_tensor(images, "images")
-        return self._run(images, lambda image: image)
+        return self._run(images, encoded=False, input_name="images")
 
     def from_tf_example(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         """``serving_tf_example``: serialized ``tf.Example`` protos with ``image/encoded``."""
         encoded = decode.parse_examples(examples)
-        return self._run(encoded, lambda e: decode.decode_image(e, "examples[image/encoded]"))
+        return self._run(encoded, encoded=True, input_name="examples[image/encoded]")
 
     # -- shared body ------------------------------------------------------------------------
-    def _run(self, elements: tf.Tensor, to_image: Callable[[tf.Tensor], tf.Tensor]):
+    def _run(self, elements: tf.Tensor, encoded: bool, input_name: str) -> dict[str, tf.Tensor]:
         check = tf.debugging.Assert(
             tf.shape(elements)[0] > 0,
-            ["Invalid input: the request holds no images (batch size 0)."])
+            [f"Invalid input `{input_name}`: the request holds no images (batch size 0)."])
         with tf.control_dependencies([check]):
             elements = tf.identity(elements)
         if self.config.task == "classification":
-            return self._classify(elements, to_image)
+            return self._classify(elements, encoded, input_name)
+        to_image = ((lambda e: decode.decode_image(e, input_name)) if encoded
+                    else (lambda image: image))
         return self._segment(elements, to_image)
 
-    def _classify(self, elements, to_image):
+    def _classify(self, elements, encoded: bool, input_name: str):
         cfg = self.config
 
         def prepare(element):
-            return preprocessing.classification_eval_image(
-                to_image(element), cfg.image_size, cfg.resize_shorter)
+            if encoded:
+                return preprocessing.classification_from_bytes(
+                    decode.check_image_bytes(element, input_name), cfg.image_size,
+                    cfg.resize_shorter)
+            return preprocessing.classification_from_image(element, cfg.image_size,
+                                                           cfg.resize_shorter)
 
         images = tf.map_fn(prepare, elements, fn_output_signature=tf.TensorSpec(
             [cfg.image_size, cfg.image_size, 3], tf.float32))
