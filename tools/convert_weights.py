@@ -1,4 +1,4 @@
-r"""Converts a released ademxapp MXNet ``.params`` file into Keras ``.weights.h5`` (no MXNet needed).
+r"""Converts a released ademxapp MXNet ``.params`` file into Keras ``.weights.h5`` (no MXNet).
 
 Paper spec §5.2–§5.4; see docs/weights.md. Example::
 

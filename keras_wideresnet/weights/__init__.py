@@ -29,8 +29,8 @@ from keras_wideresnet.weights.torch_psa import (
 )
 
 __all__ = [
-    "PUBLISHED_MD5", "RELEASED_MODELS", "ConversionReport", "ParamTarget", "ParamsFormatError", "ReleaseName",
-    "ademxapp_targets", "convert", "export_keras_weights", "file_md5", "head_of", "load_ademxapp", "parse_params",
-    "parse_release_name", "psa_state_dict_to_ademxapp", "psa_to_ademxapp_key", "read_params",
-    "read_psa_pth", "verify_md5",
+    "PUBLISHED_MD5", "RELEASED_MODELS", "ConversionReport", "ParamTarget", "ParamsFormatError",
+    "ReleaseName", "ademxapp_targets", "convert", "export_keras_weights", "file_md5", "head_of",
+    "load_ademxapp", "parse_params", "parse_release_name", "psa_state_dict_to_ademxapp",
+    "psa_to_ademxapp_key", "read_params", "read_psa_pth", "verify_md5",
 ]

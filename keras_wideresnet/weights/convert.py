@@ -160,7 +160,8 @@ def _width_hint(arrays, targets) -> str | None:
     if in_file == in_model:
         return None
     return (f"conv1a has {in_file} filters in the file but {in_model} in the model: the file "
-            f"looks like width_multiplier={in_file / 64:g} (the model has about {in_model / 64:g}).")
+            f"looks like width_multiplier={in_file / 64:g} (the model has about "
+            f"{in_model / 64:g}).")
 
 
 def head_of(params: Mapping[str, Any]) -> tuple[str, int]:

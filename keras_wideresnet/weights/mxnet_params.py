@@ -84,7 +84,9 @@ def _read_payload(r: _Reader, shape: tuple[int, ...]) -> np.ndarray:
     dtype = np.dtype(DTYPES[type_flag]).newbyteorder("<")
     count = int(np.prod(shape, dtype=np.int64))
     raw = r.take(count * dtype.itemsize)
-    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    # No copy on little-endian hosts: a read-only view into the file's bytes.
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="),
+                                                                  copy=False)
 
 
 def _read_ndarray(r: _Reader) -> np.ndarray | None:
@@ -115,7 +117,10 @@ def _read_ndarray(r: _Reader) -> np.ndarray | None:
 
 
 def parse_params(data: bytes, path: str = "<bytes>") -> dict[str, np.ndarray]:
-    """Decodes the bytes of a ``.params`` file into ``{key: array}`` (keys keep ``arg:``/``aux:``)."""
+    """Decodes the bytes of a ``.params`` file into ``{key: array}`` (spec §5.3).
+
+    Keys keep their ``arg:``/``aux:`` prefix; ``path`` only names the source in errors.
+    """
     r = _Reader(data, path)
     if len(data) < 16:
         raise r.fail("too short for the list header")
@@ -159,7 +164,10 @@ def read_params(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def split_key(key: str) -> tuple[str, str]:
-    """``"arg:res2a_branch2a_weight"`` → ``("arg", "res2a_branch2a_weight")``; no prefix → ``""``."""
+    """``"arg:res2a_branch2a_weight"`` → ``("arg", "res2a_branch2a_weight")``.
+
+    A key without prefix gives ``("", key)``.
+    """
     prefix, sep, name = key.partition(":")
     if not sep:
         return "", key

@@ -1,15 +1,15 @@
 """Writes the MXNet fixtures under tests/weights/fixtures/ with real MXNet (not run by pytest).
 
-Run it in its own virtualenv (paper spec environment §8: mxnet 1.9.1 needs ``numpy<1.24``)::
+Run it in its own virtualenv (environment spec §8: mxnet 1.9.1 needs ``numpy<1.24``)::
 
     python3 -m venv /tmp/mxvenv
     /tmp/mxvenv/bin/pip install mxnet==1.9.1 "numpy<1.24"
     /tmp/mxvenv/bin/python tests/weights/make_mxnet_fixtures.py
 
-The symbols below re-create ademxapp's ``util/symbol/resnet_v2.py`` graphs (paper spec §1.1–§1.4)
-with MXNet's own operators and the exact ademxapp parameter names (§5.4), at reduced widths
-(``max(1, round(w * multiplier))``, the rule of ``FamilySpec.scaled``). Strides, dilations and pools are
-written out per unit from the spec tables, *independently* of the Keras builder, so a
+The symbols below re-create ademxapp's ``util/symbol/resnet_v2.py`` graphs (paper spec
+§1.1–§1.4) with MXNet's own operators and the exact ademxapp parameter names (§5.4), at reduced
+widths (``max(1, round(w * multiplier))``, the rule of ``FamilySpec.scaled``). Strides, dilations
+and pools are written out per unit from the spec tables, *independently* of the Keras builder, so a
 disagreement between the two shows up as an output mismatch in ``test_weights_convert.py``.
 
 Outputs (all small):

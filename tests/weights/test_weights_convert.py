@@ -76,9 +76,6 @@ def test_cli_converts_segmentation_file(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     model = ResNet38Segmenter(5, width_multiplier=SEG_WM, weights=str(out))
     assert _max_diff(model, SEG, "logits") <= TOL
-    bad = subprocess.run(cmd[:-1] + ["--num_classes=21", f"--output={tmp_path / 'x.weights.h5'}"],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert bad.returncode != 0 and "num_classes=21 but" in bad.stderr
 
 
 def test_mismatches_are_all_listed_and_model_untouched():
