@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_wideresnet.analysis.effective_depth import EffectiveDepthConfig
+from keras_wideresnet.analysis.gates import find_residual_units
 from keras_wideresnet.analysis.paths import analyze_paths, as_batches
 from keras_wideresnet.models.spec import FamilySpec, get_spec, make_spec
 
@@ -73,16 +74,17 @@ def spec_param_count(spec: FamilySpec | str, classes: int | None = 1000,
     return total
 
 
-def match_width(units: Sequence[int], target_params: int, *, classes: int = 10,
-                downsample: Sequence[str] = ("conv",) * 5 + ("none",), name: str = "member",
-                input_channels: int = 3) -> FamilySpec:
-    """A spec with the given units per block whose width multiplier best matches ``target_params``.
+def match_width_multiplier(units: Sequence[int], target_params: int, *, classes: int = 10,
+                           downsample: Sequence[str] = ("conv",) * 5 + ("none",),
+                           input_channels: int = 3) -> float:
+    """The width multiplier (of the paper's widths, spec §1.2) whose parameter count is closest
+    to ``target_params`` for a member with ``units`` per block B2..B7 (bisection).
 
-    Every width of the paper's widths (spec §1.2) is scaled by one multiplier, found by bisection.
+    The multiplier means the same as ``ResNet38(width_multiplier=...)`` (``FamilySpec.scaled``).
     """
     if target_params <= 0:
         raise ValueError(f"`target_params` must be positive. Received: {target_params}")
-    base = make_spec(name, tuple(units), tuple(downsample))
+    base = make_spec("member", tuple(units), tuple(downsample))
 
     def count(m: float) -> int:
         return spec_param_count(base.scaled(m), classes, input_channels)
@@ -95,8 +97,16 @@ def match_width(units: Sequence[int], target_params: int, *, classes: int = 10,
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if count(mid) < target_params else (lo, mid)
-    best = min((lo, hi), key=lambda m: abs(count(m) - target_params))
-    return base.scaled(best).replace(name=name)
+    return float(min((lo, hi), key=lambda m: abs(count(m) - target_params)))
+
+
+def match_width(units: Sequence[int], target_params: int, *, classes: int = 10,
+                downsample: Sequence[str] = ("conv",) * 5 + ("none",), name: str = "member",
+                input_channels: int = 3) -> FamilySpec:
+    """A spec with ``units`` per block scaled by :func:`match_width_multiplier`."""
+    m = match_width_multiplier(units, target_params, classes=classes, downsample=downsample,
+                               input_channels=input_channels)
+    return make_spec(name, tuple(units), tuple(downsample)).scaled(m)
 
 
 def wider_or_deeper_members(base_width: float = 1 / 16, classes: int = 10,
@@ -246,16 +256,27 @@ class Member:
     """One family member to compare.
 
     Attributes:
-      spec: Its :class:`FamilySpec`.
+      spec: Its :class:`FamilySpec` (optional when ``model`` is given).
       model: The trained model; ``None`` builds an untrained ``WideResNet(spec)``.
       metrics: Training metrics: a dict, a metrics JSON, or the trainer's ``model_dir``.
-      label: Row label (default: the spec's name).
+      label: Row label (default: the spec's or the model's name).
     """
 
-    spec: FamilySpec
+    spec: FamilySpec | None = None
     model: keras.Model | None = None
     metrics: dict | str | None = None
     label: str | None = None
+
+
+def describe_units(model: keras.Model) -> dict[str, Any]:
+    """Units per block level and weighted depth (convs + stem + classifier) of a model."""
+    units = find_residual_units(model)
+    levels: dict[int, int] = {}
+    for u in units:
+        level = int(re.match(r"\d+", str(u.unit_id)).group(0))
+        levels[level] = levels.get(level, 0) + 1
+    return {"units": [levels[k] for k in sorted(levels)],
+            "depth": 2 + sum(len(u.filters) for u in units)}
 
 
 def compare_members(members: Sequence[Member | FamilySpec], data: Any, *, classes: int,
@@ -286,18 +307,21 @@ def compare_members(members: Sequence[Member | FamilySpec], data: Any, *, classe
             member = Member(spec=member)
         if not isinstance(member, Member):
             raise ValueError(f"members[{i}] must be a Member or FamilySpec. Received: {member!r}")
+        if member.model is None and member.spec is None:
+            raise ValueError(f"members[{i}] has neither a model nor a spec.")
         model = member.model or WideResNet(member.spec, input_shape=tuple(x.shape[1:]),
                                            classes=classes, classifier_activation=None)
+        shape = describe_units(model)
         step = measure_step(model, x, y, steps=timing_steps)
         paths = analyze_paths(model, batches, samples_per_k=samples_per_k,
                               path_lengths=path_lengths, seed=seed,
                               effective_depth_config=effective_depth_config, verbose=False)
         rows.append({
-            "member": member.label or member.spec.name,
-            "units": [b.num_units for b in member.spec.blocks],
+            "member": member.label or (member.spec.name if member.spec else model.name),
+            "units": shape["units"],
             "num_units": paths.num_units,
-            "depth": member.spec.depth,
-            "widths": [list(b.filters) for b in member.spec.blocks],
+            "depth": shape["depth"],
+            "widths": [list(u.filters) for u in find_residual_units(model)],
             "params": int(model.count_params()),
             "accuracy": read_accuracy(member.metrics, accuracy_key),
             "memory_mib": step["memory_bytes"] / 2 ** 20,
@@ -343,5 +367,6 @@ def comparison_markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 
 __all__ = ["ACCURACY_KEYS", "DEFAULT_MEMBER_UNITS", "Member", "compare_members",
-           "comparison_markdown", "estimate_training_memory", "match_width", "measure_step",
-           "read_accuracy", "spec_param_count", "wider_or_deeper_members"]
+           "comparison_markdown", "describe_units", "estimate_training_memory", "match_width",
+           "match_width_multiplier", "measure_step", "read_accuracy", "spec_param_count",
+           "wider_or_deeper_members"]

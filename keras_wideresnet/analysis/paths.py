@@ -295,7 +295,8 @@ def analyze_paths(model: keras.Model, data: Any, *, samples_per_k: int = 1000,
         with path_gates(units) as gates:
             pg = PathGradient(model, gates, loss_fn=loss_fn, training=training)
             total_steps = sum(len(p) for p, _ in plans.values())
-            bar = keras.utils.Progbar(total_steps, unit_name="path") if verbose else None
+            bar = (keras.utils.Progbar(total_steps, unit_name="path", stateful_metrics=["k"])
+                   if verbose else None)
             done = 0
             for k in ks:
                 values = []
