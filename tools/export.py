@@ -1,0 +1,70 @@
+"""Export a trained model for TF Serving (issue #5; docs/serving.md).
+
+    python tools/export.py --model_dir=runs/voc --export_dir=serving/voc
+    python tools/export.py --gin_file=gin_configs/voc.gin --checkpoint=resnet38_a1_voc.weights.h5 \
+        --export_dir=serving/voc --include_probabilities
+    python tools/export.py --model_dir=runs/imagenet --export_dir=out/litert --format=litert
+
+Writes ``EXPORT_DIR/<version>/`` (TF Serving layout, next free version unless --version) with the
+signatures serving_default (encoded image bytes), serving_image_tensor (uint8) and
+serving_tf_example, preprocessing equal to tools/evaluate.py, and ``assets/labels.txt``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("gin_file", [], "gin file(s); default: MODEL_DIR/config.gin.")
+flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings.")
+flags.DEFINE_string("model_dir", None, "Training model_dir (config.gin + checkpoints).")
+flags.DEFINE_string("checkpoint", None,
+                    "Checkpoint prefix or .weights.h5 (default: newest checkpoint in model_dir).")
+flags.DEFINE_string("export_dir", None, "TF Serving model base path (or LiteRT/ONNX folder).")
+flags.DEFINE_integer("version", None, "Version sub-directory (default: newest + 1).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing version / model file.")
+flags.DEFINE_enum("format", "saved_model", ["saved_model", "litert", "onnx"], "Export format.")
+flags.DEFINE_integer("top_k", 5, "Classification: number of top classes returned.")
+flags.DEFINE_bool("include_probabilities", False,
+                  "Segmentation: also return per-pixel class probabilities.")
+flags.DEFINE_list("scales", None, "Segmentation test scales (default: the experiment's).")
+flags.DEFINE_bool("flip", None, "Average with the mirrored image (default: the experiment's).")
+flags.DEFINE_integer("tile_size", None, "Sliding-window tile side for large images.")
+flags.DEFINE_integer("eval_image_size", None, "Override the eval size (crop or longer side).")
+flags.mark_flag_as_required("export_dir")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from keras_wideresnet.export.experiment_export import export_experiment
+    from keras_wideresnet.training import gin_config
+
+    source = FLAGS.checkpoint or FLAGS.model_dir
+    if not source:
+        raise app.UsageError("Pass --model_dir (a training run) or --checkpoint (a checkpoint "
+                             "prefix or .weights.h5) to say which weights to export.")
+    files = gin_config.resolve_gin_files(FLAGS.gin_file, FLAGS.model_dir)
+    gin_config.parse_gin(files, FLAGS.gin_bindings)
+    experiment = gin_config.load_experiment()
+    overrides = {}
+    if FLAGS.scales:
+        overrides["eval_scales"] = tuple(float(s) for s in FLAGS.scales)
+    if FLAGS.flip is not None:
+        overrides["eval_flip"] = FLAGS.flip
+    if FLAGS.tile_size:
+        overrides["eval_tile_size"] = FLAGS.tile_size
+    if FLAGS.eval_image_size:
+        overrides["eval_image_size"] = FLAGS.eval_image_size
+    experiment = dataclasses.replace(experiment, **overrides)
+    path = export_experiment(experiment, source, FLAGS.export_dir, export_format=FLAGS.format,
+                             version=FLAGS.version, overwrite=FLAGS.overwrite, top_k=FLAGS.top_k,
+                             include_probabilities=FLAGS.include_probabilities)
+    logging.info("Exported %s", path)
+    print(f"[keras_wideresnet] exported {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)
