@@ -39,13 +39,13 @@ flags.mark_flag_as_required("export_dir")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from keras_wideresnet.export.experiment_export import export_experiment
-    from keras_wideresnet.training import gin_config
-
     source = FLAGS.checkpoint or FLAGS.model_dir
     if not source:
         raise app.UsageError("Pass --model_dir (a training run) or --checkpoint (a checkpoint "
                              "prefix or .weights.h5) to say which weights to export.")
+    from keras_wideresnet.export.experiment_export import export_experiment
+    from keras_wideresnet.training import gin_config
+
     files = gin_config.resolve_gin_files(FLAGS.gin_file, FLAGS.model_dir)
     gin_config.parse_gin(files, FLAGS.gin_bindings)
     experiment = gin_config.load_experiment()

@@ -140,3 +140,9 @@ def grpc_stand_in():
     yield start
     for server in servers:
         server.stop(0)
+
+
+@pytest.fixture(scope="session")
+def run_tool():
+    """Runs ``python <repo-relative script> args...`` from the repository root."""
+    return lambda args: run([sys.executable] + list(args))
