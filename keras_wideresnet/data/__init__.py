@@ -1,18 +1,32 @@
-"""Data layer: TFRecord schema, converters, input pipelines, quickstart data (issue #3; paper spec §3)."""
+"""Data layer: TFRecord schema, converters, input pipelines, quickstart data (issue #3; paper spec §3).
 
-from keras_wideresnet.data.classification import classification_dataset
-from keras_wideresnet.data.encode import EncodeConfig, Item, encode_item
-from keras_wideresnet.data.errors import DataError
-from keras_wideresnet.data.labels import get_label_map
-from keras_wideresnet.data.quickstart import write_quickstart
-from keras_wideresnet.data.schema import IGNORE_LABEL, make_example, parse_spec, tfds_features
-from keras_wideresnet.data.segmentation import invert_eval_preprocessing, segmentation_dataset
-from keras_wideresnet.data.throughput import decode_only_dataset, measure_throughput
-from keras_wideresnet.data.writer import write_split, write_tfds_metadata
+Names are imported lazily (PEP 562) so that converter worker processes, which only need the
+encoder and writer, do not import Keras and the model code.
+"""
 
-__all__ = [
-    "DataError", "EncodeConfig", "IGNORE_LABEL", "Item", "classification_dataset", "decode_only_dataset",
-    "encode_item", "get_label_map", "invert_eval_preprocessing", "make_example", "measure_throughput",
-    "parse_spec", "segmentation_dataset", "tfds_features", "write_quickstart", "write_split",
-    "write_tfds_metadata",
-]  # fmt: skip
+import importlib
+
+_EXPORTS = {
+    "classification_dataset": "classification",
+    "EncodeConfig": "encode", "Item": "encode", "encode_item": "encode",
+    "DataError": "errors",
+    "get_label_map": "labels",
+    "write_quickstart": "quickstart",
+    "IGNORE_LABEL": "schema", "make_example": "schema", "parse_spec": "schema", "tfds_features": "schema",
+    "invert_eval_preprocessing": "segmentation", "segmentation_dataset": "segmentation",
+    "decode_only_dataset": "throughput", "measure_throughput": "throughput",
+    "write_split": "writer", "write_tfds_metadata": "writer",
+}  # fmt: skip
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
