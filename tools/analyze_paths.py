@@ -72,15 +72,40 @@ flags.DEFINE_multi_string("member_run", [], "mode=compare: GIN_FILE@MODEL_DIR of
                           "member (repeat per member).")
 flags.DEFINE_float("base_width", 1 / 16, "mode=compare without --member_run: width of the "
                    "ResNet-38 reference member.")
+flags.DEFINE_list("members", [], "mode=compare without --member_run: which default members "
+                  "(resnet68, resnet38, resnet20, resnet16; default all).")
 flags.DEFINE_integer("timing_steps", 5, "mode=compare: timed training steps per member.")
+
+
+def _validate_flags() -> None:
+    """Cheap checks before TensorFlow is imported, so mistakes fail fast."""
+    if not FLAGS.output_dir:
+        raise app.UsageError("--output_dir is required.")
+    data = [f for f in ("data_pattern", "quickstart_dir", "npz") if getattr(FLAGS, f)]
+    if len(data) > 1:
+        raise app.UsageError(f"Pass only one data source; got {data}.")
+    if FLAGS.mode == "paths":
+        chosen = [f for f in ("gin_file", "model", "keras_model") if getattr(FLAGS, f)]
+        if len(chosen) != 1:
+            raise app.UsageError("Pass exactly one model source: --gin_file (+ --checkpoint), "
+                                 f"--model (+ --weights) or --keras_model. Got: "
+                                 f"{chosen or 'none'}.")
+        if FLAGS.gin_file and not FLAGS.checkpoint:
+            raise app.UsageError("--gin_file needs --checkpoint (the run's model_dir).")
+        if not data and not FLAGS.gin_file:
+            raise app.UsageError("Pass a data source: --data_pattern, --quickstart_dir or --npz "
+                                 "(or --gin_file to use the run's eval data).")
+    elif not data:
+        raise app.UsageError("--mode=compare needs --data_pattern, --quickstart_dir or --npz.")
+    for flag in ("npz", "weights", "keras_model"):
+        path = getattr(FLAGS, flag)
+        if path and not os.path.exists(path):
+            raise app.UsageError(f"--{flag} file {path!r} does not exist.")
 
 
 def _data(experiment=None):
     from keras_wideresnet.analysis import sources
 
-    chosen = [f for f in ("data_pattern", "quickstart_dir", "npz") if getattr(FLAGS, f)]
-    if len(chosen) > 1:
-        raise app.UsageError(f"Pass only one data source; got {chosen}.")
     if FLAGS.npz:
         return sources.npz_batches(FLAGS.npz, batch_size=FLAGS.batch_size,
                                    num_batches=FLAGS.num_batches)
@@ -92,10 +117,7 @@ def _data(experiment=None):
         return sources.tfrecord_batches(pattern, batch_size=FLAGS.batch_size,
                                         num_batches=FLAGS.num_batches,
                                         image_size=FLAGS.image_size)
-    if experiment is not None:
-        return sources.experiment_batches(experiment, FLAGS.num_batches)
-    raise app.UsageError("Pass a data source: --data_pattern, --quickstart_dir or --npz "
-                         "(or --gin_file to use the run's eval data).")
+    return sources.experiment_batches(experiment, FLAGS.num_batches)
 
 
 def _ed_config():
@@ -108,14 +130,8 @@ def _paths_mode():
     from keras_wideresnet.analysis import sources
     from keras_wideresnet.analysis.plots import summary_lines
 
-    chosen = [f for f in ("gin_file", "model", "keras_model") if getattr(FLAGS, f)]
-    if len(chosen) != 1:
-        raise app.UsageError("Pass exactly one model source: --gin_file (+ --checkpoint), "
-                             f"--model (+ --weights) or --keras_model. Got: {chosen or 'none'}.")
     experiment, loss_fn = None, "auto"
     if FLAGS.gin_file:
-        if not FLAGS.checkpoint:
-            raise app.UsageError("--gin_file needs --checkpoint (the run's model_dir).")
         model, experiment, loss_fn = sources.load_trained_model(
             FLAGS.gin_file, FLAGS.checkpoint, FLAGS.gin_bindings)
     elif FLAGS.model:
@@ -153,7 +169,8 @@ def _compare_mode():
         label = os.path.splitext(os.path.basename(gin_file))[0]
         members.append(Member(model=model, metrics=model_dir, label=label))
     if not members:
-        members = wider_or_deeper_members(FLAGS.base_width, FLAGS.classes)
+        members = wider_or_deeper_members(FLAGS.base_width, FLAGS.classes,
+                                          names=FLAGS.members or None)
     rows = compare_members(members, _data(), classes=FLAGS.classes,
                            samples_per_k=FLAGS.samples_per_k,
                            path_lengths=[int(k) for k in FLAGS.path_lengths] or None,
@@ -171,8 +188,7 @@ def _compare_mode():
 
 def main(argv):
     del argv
-    if not FLAGS.output_dir:
-        raise app.UsageError("--output_dir is required.")
+    _validate_flags()
     logging.set_verbosity(logging.INFO)
     try:
         _paths_mode() if FLAGS.mode == "paths" else _compare_mode()

@@ -6,6 +6,7 @@ from keras_wideresnet.analysis.comparison import (
     Member,
     compare_members,
     comparison_markdown,
+    describe_units,
     estimate_training_memory,
     match_width,
     match_width_multiplier,
@@ -37,7 +38,7 @@ from keras_wideresnet.analysis.plots import plot_path_analysis, render_png, summ
 __all__ = [
     "EFFECTIVE_DEPTH_METHODS", "EffectiveDepthConfig", "Member", "PROJECTION_SHORTCUT_RULE",
     "PathAnalysisCallback", "PathAnalysisResult", "PathGates", "PathGradient", "analyze_paths",
-    "as_batches", "compare_members", "comparison_markdown", "default_loss", "effective_depth",
+    "as_batches", "compare_members", "comparison_markdown", "default_loss", "describe_units", "effective_depth",
     "estimate_training_memory", "find_residual_units", "input_gradient", "match_width", "match_width_multiplier",
     "measure_step", "path_counts", "path_gates", "path_length_distribution",
     "plot_path_analysis", "read_accuracy", "render_png", "sample_plan", "spec_param_count",

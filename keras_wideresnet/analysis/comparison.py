@@ -112,13 +112,14 @@ def match_width(units: Sequence[int], target_params: int, *, classes: int = 10,
 def wider_or_deeper_members(base_width: float = 1 / 16, classes: int = 10,
                             member_units: dict[str, Sequence[int]] | None = None,
                             reference: str = "resnet38",
-                            downsample: Sequence[str] = ("conv",) * 5 + ("none",)
-                            ) -> list[FamilySpec]:
+                            downsample: Sequence[str] = ("conv",) * 5 + ("none",),
+                            names: Sequence[str] | None = None) -> list[FamilySpec]:
     """Deeper-and-thinner and wider-and-shallower members with about equal parameter counts.
 
     The ``reference`` member uses ``base_width``; every other member is widened or thinned by
     :func:`match_width` to the reference's parameter count. Default downsampling is Model A1's
-    strided convs. Names are ``{member}_w{mean width multiplier}``.
+    strided convs. Names are ``{member}_w{width multiplier}``. ``names`` keeps only those
+    members (the reference still sets the parameter budget).
     """
     member_units = dict(member_units or DEFAULT_MEMBER_UNITS)
     if reference not in member_units:
@@ -126,8 +127,13 @@ def wider_or_deeper_members(base_width: float = 1 / 16, classes: int = 10,
                          f"{sorted(member_units)}.")
     ref = make_spec(reference, tuple(member_units[reference]), tuple(downsample)).scaled(base_width)
     target = spec_param_count(ref, classes)
+    unknown = sorted(set(names or ()) - set(member_units))
+    if unknown:
+        raise ValueError(f"Unknown members {unknown}; choose from {sorted(member_units)}.")
     out = []
     for name, units in member_units.items():
+        if names and name not in names:
+            continue
         spec = ref if name == reference else match_width(units, target, classes=classes,
                                                          downsample=downsample, name=name)
         ratio = spec.blocks[0].filters[0] / 128.0

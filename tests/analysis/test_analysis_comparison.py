@@ -107,3 +107,29 @@ def test_compare_members_table(tmp_path):
     assert lines[0].startswith("| member |") and len(lines[2].split("|")) == 11
     assert "| wide | 1-1-1-1-1-1 | 6 | 16 |" in table and "62.50 %" in table and "n/a" in table
     json.dumps(rows)  # rows are JSON-serialisable
+
+
+def test_wider_or_deeper_gin_members_match_in_parameters():
+    """The gin configs train members of about equal size and decreasing depth."""
+    import glob
+    import os
+
+    from keras_wideresnet.analysis import describe_units
+    from keras_wideresnet.training import gin_config
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "gin_configs", "analysis",
+                        "wider_or_deeper")
+    files = sorted(glob.glob(os.path.join(root, "*.gin")))
+    assert [os.path.basename(f) for f in files] == ["resnet16.gin", "resnet20.gin",
+                                                    "resnet38.gin"]
+    found = {}
+    for f in files:
+        gin_config.parse_gin([f])
+        experiment = gin_config.load_experiment()
+        model = experiment.build_model()
+        found[os.path.basename(f)] = (model.count_params(), describe_units(model)["depth"])
+        keras.backend.clear_session()
+    params = [p for p, _ in found.values()]
+    assert max(params) / min(params) < 1.03, found
+    assert [found[n][1] for n in ("resnet38.gin", "resnet20.gin", "resnet16.gin")] == [38, 20, 16]
+    gin_config.parse_gin([])  # leave gin clean for other tests
