@@ -26,7 +26,7 @@ ORDER = ("china", "flower", "flower_crop_png")
 @pytest.fixture(scope="module")
 def cls(tmp_path_factory, photos, calibrate_head):
     keras.utils.set_random_seed(0)
-    model = applications.ResNet38(weights=None, width_multiplier=1 / 32, classes=len(CLASSES),
+    model = applications.ResNet16(weights=None, width_multiplier=1 / 32, classes=len(CLASSES),
                                   classifier_activation=None,
                                   input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
     calibrate_head(model, f"linear{len(CLASSES)}",

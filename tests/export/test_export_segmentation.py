@@ -25,7 +25,7 @@ ORDER = ("china", "flower_crop_png")  # 427x640 landscape JPEG, 200x133 portrait
 @pytest.fixture(scope="module")
 def seg(tmp_path_factory, photos, calibrate_head):
     keras.utils.set_random_seed(1)
-    model = applications.ResNet38Segmenter(len(CLASSES), width_multiplier=1 / 32)
+    model = applications.ResNet38Segmenter(len(CLASSES), width_multiplier=1 / 32, depth=16)
     calibrate_head(model, f"linear{len(CLASSES)}",
                    np.random.default_rng(1).normal(size=(2, EVAL_SIZE, EVAL_SIZE, 3)))
     config = ServingConfig("segmentation", CLASSES, image_size=EVAL_SIZE, scales=SCALES,
