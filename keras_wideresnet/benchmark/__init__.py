@@ -1,0 +1,30 @@
+"""Benchmarks: FLOP counting, peak matmul, throughput and peak memory, reports (issue #8).
+
+Every configuration runs in its own subprocess (:mod:`keras_wideresnet.benchmark.runner`) so that
+oneDNN settings, dtype policies and peak memory do not leak between configurations, and so that a
+crash of one configuration (e.g. TF's oneDNN heap corruption) is recorded instead of ending the run.
+Names are imported lazily: the parent process of a run never imports TensorFlow.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "BenchConfig": "configs", "MODELS": "configs", "PRESETS": "configs", "grid_configs": "configs",
+    "preset_configs": "configs",
+    "FlopCount": "flops", "count_flops": "flops", "profiler_flops": "flops",
+    "format_markdown": "report", "summarize": "report", "write_report": "report",
+    "run_config": "runner", "run_configs": "runner",
+}  # fmt: skip
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,244 @@
+"""Benchmark configurations and presets (issue #8 §1).
+
+A :class:`BenchConfig` is one measurement run in its own subprocess: a peak ``matmul``, model
+``inference`` or ``training`` steps, or the training input ``pipeline`` versus plain decode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Sequence
+
+KINDS = ("matmul", "inference", "training", "pipeline")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+KERAS_BASELINES = ("resnet50v2", "resnet101v2", "resnet152v2")
+FAMILY = tuple(f"resnet{d}_{v}" for d in (16, 20, 38) for v in ("a", "a1", "a2"))
+SEGMENTER = "segmenter"
+MODELS = FAMILY + (SEGMENTER,) + KERAS_BASELINES
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark measurement.
+
+    Attributes:
+      kind: ``"matmul"``, ``"inference"``, ``"training"`` or ``"pipeline"``.
+      model: a family member (``resnet38_a`` …), ``"segmenter"`` (ResNet38Segmenter A1, OS 8) or a
+        ``keras.applications`` baseline (``resnet50v2``, ``resnet101v2``, ``resnet152v2``).
+      resolution, batch_size: square input size and images per step.
+      precision: Keras dtype policy: ``float32``, ``mixed_bfloat16`` or ``mixed_float16`` (GPU).
+        For ``matmul`` the operand dtype is the policy's compute dtype.
+      jit_compile: XLA-compile the step function.
+      recompute: activation recomputation in every residual unit (family and segmenter only).
+      onednn: ``TF_ENABLE_ONEDNN_OPTS`` for the subprocess: True/False, or None for the tool's
+        default (off for CPU training, which TF 2.21's oneDNN backprop-filter kernel can crash;
+        TF's own default otherwise).
+      width_multiplier: channel width multiplier (1.0 = the paper's widths).
+      warmup, iters: untimed warm-up steps (the first one traces/compiles), timed steps.
+      classes: classifier outputs (segmenter: classes per pixel).
+      matmul_size: n of the n×n·n×n matmul.
+      num_records: synthetic JPEG records written for ``pipeline``.
+    """
+
+    kind: str
+    model: str = "resnet38_a"
+    resolution: int = 224
+    batch_size: int = 8
+    precision: str = "float32"
+    jit_compile: bool = False
+    recompute: bool = False
+    onednn: bool | None = None
+    width_multiplier: float = 1.0
+    warmup: int = 2
+    iters: int = 5
+    classes: int = 1000
+    matmul_size: int = 4096
+    num_records: int = 64
+
+    def __post_init__(self):
+        problems = []
+        if self.kind not in KINDS:
+            problems.append(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind in ("inference", "training") and self.model not in MODELS:
+            problems.append(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.recompute and self.model in KERAS_BASELINES:
+            problems.append(f"recompute is only implemented for the ResNet-38 family, not {self.model!r}")
+        if self.model in KERAS_BASELINES and self.resolution < 32:
+            problems.append(f"keras.applications baselines need resolution >= 32, got {self.resolution}")
+        for name in ("resolution", "batch_size", "iters", "matmul_size", "num_records", "classes"):
+            if int(getattr(self, name)) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup < 1:
+            problems.append(f"warmup must be >= 1 (the first step traces), got {self.warmup}")
+        if not 0 < self.width_multiplier <= 4:
+            problems.append(f"width_multiplier must be in (0, 4], got {self.width_multiplier}")
+        if problems:
+            raise ValueError("Invalid BenchConfig: " + "; ".join(problems) + ". Fix the preset or flags.")
+
+    @property
+    def label(self) -> str:
+        """Short human-readable name of the configuration."""
+        if self.kind == "matmul":
+            parts = [f"matmul {self.matmul_size}", self.precision]
+        elif self.kind == "pipeline":
+            parts = [f"pipeline {self.resolution}px b{self.batch_size}"]
+        else:
+            parts = [self.model if self.width_multiplier == 1 else f"{self.model} w×{self.width_multiplier:g}",
+                     self.kind, f"{self.resolution}px b{self.batch_size}", self.precision]
+            if self.jit_compile:
+                parts.append("xla")
+            if self.recompute:
+                parts.append("recompute")
+        if self.onednn is not None:
+            parts.append(f"oneDNN {'on' if self.onednn else 'off'}")
+        return ", ".join(parts)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "BenchConfig":
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"Unknown BenchConfig fields {sorted(unknown)}; "
+                             f"valid: {[f.name for f in dataclasses.fields(cls)]}")
+        return cls(**d)
+
+
+def _smoke() -> list[BenchConfig]:
+    tiny = dict(resolution=32, batch_size=2, width_multiplier=1 / 32, warmup=1, iters=2, classes=10)
+    return [
+        BenchConfig("matmul", matmul_size=256, warmup=1, iters=3),
+        BenchConfig("inference", "resnet38_a", **tiny),
+        BenchConfig("training", "resnet38_a", **tiny),
+        BenchConfig("training", "resnet38_a", recompute=True, **tiny),
+        BenchConfig("inference", "segmenter", **{**tiny, "resolution": 64}),
+        BenchConfig("inference", "resnet50v2", resolution=32, batch_size=2, warmup=1, iters=2, classes=10),
+        BenchConfig("pipeline", resolution=32, batch_size=4, num_records=8, warmup=1, iters=4),
+    ]
+
+
+def _cpu_quick() -> list[BenchConfig]:
+    """ResNet-38 A at 224 (inference b8, training b4) vs the keras baselines; oneDNN on/off."""
+    inf = dict(resolution=224, batch_size=8, warmup=1, iters=3)
+    trn = dict(resolution=224, batch_size=4, warmup=1, iters=3)
+    out = []
+    for precision in ("float32", "mixed_bfloat16"):
+        for onednn in (True, False):
+            out.append(BenchConfig("matmul", precision=precision, onednn=onednn, matmul_size=2048, iters=5))
+    for precision in ("float32", "mixed_bfloat16"):
+        for onednn in (True, False):
+            out.append(BenchConfig("inference", "resnet38_a", precision=precision, onednn=onednn, **inf))
+    for onednn in (True, False):
+        out.append(BenchConfig("training", "resnet38_a", onednn=onednn, **trn))
+    out.append(BenchConfig("training", "resnet38_a", precision="mixed_bfloat16", onednn=True, **trn))
+    out.append(BenchConfig("training", "resnet38_a", recompute=True, onednn=False, **trn))
+    for model in KERAS_BASELINES:
+        out.append(BenchConfig("inference", model, onednn=True, **inf))
+    for model in KERAS_BASELINES:
+        out.append(BenchConfig("training", model, onednn=False, **trn))
+    # Segmenter training with oneDNN on: the lead's heap-corruption reproducer and a larger size.
+    out.append(BenchConfig("training", "segmenter", resolution=64, batch_size=2, width_multiplier=1 / 16,
+                           classes=21, onednn=True, warmup=2, iters=3))
+    out.append(BenchConfig("training", "segmenter", resolution=160, batch_size=2, classes=21,
+                           onednn=True, warmup=1, iters=2))
+    out.append(BenchConfig("pipeline", resolution=224, batch_size=8, num_records=64, warmup=2, iters=16))
+    return out
+
+
+def _cpu_full() -> list[BenchConfig]:
+    """cpu_quick plus XLA, recompute per precision and oneDNN-on recompute/baseline training."""
+    inf = dict(resolution=224, batch_size=8, warmup=2, iters=5)
+    trn = dict(resolution=224, batch_size=4, warmup=2, iters=4)
+    out = [c for c in _cpu_quick() if c.kind in ("matmul", "pipeline")]
+    for precision in ("float32", "mixed_bfloat16"):
+        for onednn in (True, False):
+            for jit in (False, True):
+                out.append(BenchConfig("inference", "resnet38_a", precision=precision, onednn=onednn,
+                                       jit_compile=jit, **inf))
+            for recompute in (False, True):
+                out.append(BenchConfig("training", "resnet38_a", precision=precision, onednn=onednn,
+                                       recompute=recompute, **trn))
+    out.append(BenchConfig("training", "resnet38_a", jit_compile=True, onednn=False, **trn))
+    for model in KERAS_BASELINES:
+        for onednn in (True, False):
+            out.append(BenchConfig("inference", model, onednn=onednn, **inf))
+            out.append(BenchConfig("training", model, onednn=onednn, **trn))
+    out.append(BenchConfig("training", "segmenter", resolution=321, batch_size=2, classes=21,
+                           onednn=True, warmup=1, iters=2))
+    out.append(BenchConfig("training", "segmenter", resolution=321, batch_size=2, classes=21,
+                           onednn=False, warmup=1, iters=2))
+    return out
+
+
+def _gpu_full() -> list[BenchConfig]:
+    """One GPU, sized for a few minutes: mixed precision on, XLA on/off, recompute, ResNet-152V2 beside.
+
+    fp32 on Ampere/Hopper uses TF32 tensor cores (TF's default), so the fp32 peak is a TF32 peak.
+    """
+    inf = dict(resolution=224, batch_size=64, warmup=5, iters=20)
+    trn = dict(resolution=224, batch_size=32, warmup=5, iters=15)
+    half = "mixed_float16"
+    out = [BenchConfig("matmul", precision=p, matmul_size=8192, warmup=3, iters=20) for p in PRECISIONS]
+    out += [
+        BenchConfig("inference", "resnet38_a", precision="float32", **inf),
+        BenchConfig("inference", "resnet38_a", precision=half, **inf),
+        BenchConfig("inference", "resnet38_a", precision=half, jit_compile=True, **inf),
+        BenchConfig("inference", "resnet38_a", precision="mixed_bfloat16", **inf),
+        BenchConfig("training", "resnet38_a", precision="float32", **trn),
+        BenchConfig("training", "resnet38_a", precision=half, **trn),
+        BenchConfig("training", "resnet38_a", precision=half, jit_compile=True, **trn),
+        BenchConfig("training", "resnet38_a", precision=half, recompute=True, **trn),
+        BenchConfig("inference", "resnet152v2", precision=half, **inf),
+        BenchConfig("inference", "resnet152v2", precision=half, jit_compile=True, **inf),
+        BenchConfig("training", "resnet152v2", precision="float32", **trn),
+        BenchConfig("training", "resnet152v2", precision=half, **trn),
+        BenchConfig("training", "resnet101v2", precision=half, **trn),
+        BenchConfig("training", "resnet50v2", precision=half, **trn),
+        BenchConfig("training", "segmenter", resolution=512, batch_size=4, classes=21, precision=half,
+                    warmup=3, iters=10),
+        BenchConfig("pipeline", resolution=224, batch_size=64, num_records=256, warmup=4, iters=40),
+    ]
+    return out
+
+
+PRESETS = {"smoke": _smoke, "cpu_quick": _cpu_quick, "cpu_full": _cpu_full, "gpu_full": _gpu_full}
+
+
+def preset_configs(name: str) -> list[BenchConfig]:
+    """The configurations of preset ``name`` (see :data:`PRESETS`)."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
+    return PRESETS[name]()
+
+
+def grid_configs(models: Sequence[str], kinds: Sequence[str] = ("inference", "training"),
+                 precisions: Sequence[str] = ("float32",), jit_compile: Sequence[bool] = (False,),
+                 recompute: Sequence[bool] = (False,), onednn: Sequence[bool | None] = (None,),
+                 with_matmul: bool = True, with_pipeline: bool = False, **common) -> list[BenchConfig]:
+    """Cross product of the given axes (recompute only where supported), plus peak matmuls.
+
+    ``common`` holds the other :class:`BenchConfig` fields (resolution, batch_size, iters, ...).
+    """
+    if not models:
+        raise ValueError("grid_configs needs at least one model; choose from " + ", ".join(MODELS))
+    out = []
+    if with_matmul:
+        out += [BenchConfig("matmul", precision=p, onednn=o) for p in precisions for o in onednn]
+    for model in models:
+        for kind in kinds:
+            for p in precisions:
+                for j in jit_compile:
+                    for r in recompute:
+                        if r and (model in KERAS_BASELINES or kind != "training"):
+                            continue
+                        for o in onednn:
+                            out.append(BenchConfig(kind, model, precision=p, jit_compile=j, recompute=r,
+                                                   onednn=o, **common))
+    if with_pipeline:
+        out.append(BenchConfig("pipeline", resolution=common.get("resolution", 224),
+                               batch_size=common.get("batch_size", 8)))
+    return out

@@ -1,0 +1,236 @@
+"""In-process measurements of one :class:`BenchConfig` (issue #8 §1).
+
+Run through :mod:`keras_wideresnet.benchmark.worker` in a fresh subprocess: TF reads
+``TF_ENABLE_ONEDNN_OPTS`` at import, and the peak RSS of the process is the configuration's own.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import tempfile
+import time
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from keras_wideresnet.benchmark.configs import KERAS_BASELINES, SEGMENTER, BenchConfig
+from keras_wideresnet.benchmark import flops as flops_lib
+
+_COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}
+
+
+def device_info() -> dict:
+    """The device the measurement runs on, and the TF/Keras versions."""
+    gpus = tf.config.list_physical_devices("GPU")
+    info = {"tf": tf.__version__, "keras": keras.__version__, "device": "GPU" if gpus else "CPU",
+            "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(TF default)")}
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        info["device_name"] = details.get("device_name", "GPU")
+    else:
+        info["device_name"] = _cpu_name()
+        info["cpu_count"] = os.cpu_count()
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "CPU"
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _gpu() -> bool:
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _timed(step: Callable[[], object], warmup: int, iters: int) -> tuple[list[float], float]:
+    """Per-step wall times (each step synchronised by fetching its result) and warm-up seconds."""
+    start = time.perf_counter()
+    for _ in range(warmup):
+        np.asarray(step())
+    warmup_s = time.perf_counter() - start
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        np.asarray(step())
+        times.append(time.perf_counter() - t0)
+    return times, warmup_s
+
+
+def build_model(config: BenchConfig) -> keras.Model:
+    """The model of ``config`` under the current dtype policy, returning logits."""
+    from keras_wideresnet import applications
+
+    shape = (config.resolution, config.resolution, 3)
+    if config.model in KERAS_BASELINES:
+        ctor = {"resnet50v2": keras.applications.ResNet50V2, "resnet101v2": keras.applications.ResNet101V2,
+                "resnet152v2": keras.applications.ResNet152V2}[config.model]
+        return ctor(weights=None, input_shape=shape, classes=config.classes, classifier_activation=None)
+    if config.model == SEGMENTER:
+        return applications.ResNet38Segmenter(config.classes, input_shape=shape,
+                                              width_multiplier=config.width_multiplier,
+                                              recompute=config.recompute)
+    from keras_wideresnet.models.spec import get_spec
+
+    spec = get_spec(config.model).scaled(config.width_multiplier)
+    return applications.WideResNet(spec, input_shape=shape, classes=config.classes,
+                                   classifier_activation=None, recompute=config.recompute)
+
+
+def _memory_start() -> dict:
+    if _gpu():
+        tf.config.experimental.reset_memory_stats("GPU:0")
+        return {"gpu_current_mib": tf.config.experimental.get_memory_info("GPU:0")["current"] / 2**20}
+    return {"rss_before_mib": _rss_mib()}
+
+
+def _memory_end(start: dict) -> dict:
+    out = dict(start)
+    out["peak_rss_mib"] = _peak_rss_mib()
+    if _gpu():
+        out["peak_mib"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+        out["peak_source"] = "tf.config.experimental.get_memory_info('GPU:0')['peak']"
+    else:
+        out["peak_mib"] = out["peak_rss_mib"]
+        out["peak_source"] = "peak RSS of the benchmark process (getrusage)"
+    return out
+
+
+def _summary(times: list[float], images: int) -> dict:
+    median = statistics.median(times)
+    return {"step_times_s": [round(t, 5) for t in times], "median_step_s": median,
+            "images_per_s": images / median}
+
+
+def measure_matmul(config: BenchConfig) -> dict:
+    """Peak matmul FLOP/s: ``iters`` chained n×n products in one tf.function (operands on device)."""
+    n, dtype = config.matmul_size, _COMPUTE_DTYPES[config.precision]
+    a = tf.random.uniform((n, n), dtype=tf.float32)
+    a = tf.cast(a / float(n) ** 0.5, dtype)
+    b = tf.cast(tf.random.uniform((n, n), dtype=tf.float32), dtype)
+
+    @tf.function(jit_compile=config.jit_compile)
+    def step(x, y):
+        return tf.reduce_sum(tf.cast(tf.matmul(x, y)[:1, :1], tf.float32))
+
+    times, warmup_s = _timed(lambda: step(a, b), config.warmup, config.iters)
+    median = statistics.median(times)
+    return {"step_times_s": [round(t, 5) for t in times], "median_step_s": median,
+            "warmup_s": warmup_s, "flops_per_step": 2 * n**3, "achieved_flops": 2 * n**3 / median}
+
+
+def _loss_fn(logits, labels):
+    from keras_wideresnet.training.losses import classification_loss
+
+    logits = tf.reshape(logits, (-1, tf.shape(logits)[-1]))
+    return classification_loss(tf.reshape(labels, (-1,)), logits)
+
+
+def measure_model(config: BenchConfig) -> dict:
+    """Inference or training-step throughput, peak memory and counted FLOPs of one model."""
+    from keras_wideresnet.training.experiment import OptimizerConfig
+    from keras_wideresnet.training.optimization import build_optimizer
+
+    keras.config.set_dtype_policy(config.precision)
+    t0 = time.perf_counter()
+    model = build_model(config)
+    build_s = time.perf_counter() - t0
+    shape = (config.resolution, config.resolution, 3)
+    counted = flops_lib.count_flops(model, shape)
+    x = tf.random.uniform((config.batch_size, *shape), dtype=tf.float32)
+    result: dict = {"build_s": build_s, "params": int(model.count_params()),
+                    "flops_per_image": counted.conv_dense, "elementwise_flops_per_image": counted.elementwise}
+    if config.kind == "inference":
+        fn = tf.function(lambda images: model(images, training=False), jit_compile=config.jit_compile)
+        step = lambda: fn(x)[..., :1]  # noqa: E731  (a small fetch synchronises the step)
+        useful = counted.conv_dense
+    else:
+        out_shape = model.output_shape[1:-1]
+        labels = tf.random.uniform((config.batch_size, *out_shape), maxval=config.classes, dtype=tf.int32)
+        optimizer = build_optimizer(OptimizerConfig(schedule="constant", learning_rate=0.01), 1000,
+                                    mixed_precision=config.precision)
+        variables = model.trainable_variables
+        optimizer.build(variables)
+
+        @tf.function(jit_compile=config.jit_compile)
+        def train_step(images, y):
+            with tf.GradientTape() as tape:
+                loss = _loss_fn(model(images, training=True), y)
+                scaled = optimizer.scale_loss(loss)
+            grads = tape.gradient(scaled, variables)
+            optimizer.apply(grads, variables)
+            return loss
+
+        step = lambda: train_step(x, labels)  # noqa: E731
+        useful = flops_lib.TRAINING_FLOPS_FACTOR * counted.conv_dense
+    memory = _memory_start()
+    times, warmup_s = _timed(step, config.warmup, config.iters)
+    result.update(_summary(times, config.batch_size))
+    result.update(_memory_end(memory))
+    result["warmup_s"] = warmup_s
+    result["achieved_flops"] = useful * result["images_per_s"]
+    if config.kind == "training":
+        loss = float(step())
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"training loss is not finite ({loss}) for {config.label}")
+        result["final_loss"] = loss
+    return result
+
+
+def measure_pipeline(config: BenchConfig) -> dict:
+    """Training input pipeline vs plain parse + decode of the same synthetic JPEG records."""
+    from keras_wideresnet import data
+    from keras_wideresnet.data.labels.base import generic
+
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(config.num_records):
+        # Smooth random images (compress like photos) at ImageNet's typical 500×375.
+        small = rng.integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
+        img = tf.image.resize(small[None].astype(np.float32), (375, 500))[0]
+        encoded = tf.io.encode_jpeg(tf.cast(img, tf.uint8), quality=90).numpy()
+        items.append(data.Item(f"synthetic_{i:05d}", encoded, label=i % 10))
+    with tempfile.TemporaryDirectory() as tmp:
+        written = data.write_split(items, tmp, dataset_name="bench", split="train",
+                                   config=data.EncodeConfig("classification", generic([str(c) for c in range(10)])),
+                                   num_shards=2, verbose=False)
+        train = data.classification_dataset(written.pattern, is_training=True, global_batch_size=config.batch_size,
+                                            image_size=config.resolution, num_classes=10)
+        pipeline_ips = data.measure_throughput(train, config.iters, warmup_batches=config.warmup)
+        decode_ips = data.measure_throughput(data.decode_only_dataset(written.pattern),
+                                             config.iters * config.batch_size,
+                                             warmup_batches=config.warmup * config.batch_size)
+    return {"images_per_s": pipeline_ips, "decode_images_per_s": decode_ips,
+            "pipeline_vs_decode": pipeline_ips / decode_ips, "peak_rss_mib": _peak_rss_mib()}
+
+
+def measure(config: BenchConfig) -> dict:
+    """Dispatches on ``config.kind``; adds device info and the load average."""
+    load_before = os.getloadavg()
+    if config.kind == "matmul":
+        result = measure_matmul(config)
+    elif config.kind == "pipeline":
+        result = measure_pipeline(config)
+    else:
+        result = measure_model(config)
+    result["device"] = device_info()
+    result["loadavg_1m"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
+    return result

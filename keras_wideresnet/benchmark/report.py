@@ -1,0 +1,157 @@
+"""Derived numbers (fraction of peak, speed-ups, memory ratios) and markdown/JSON reports (issue #8)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from typing import Sequence
+
+
+def _peaks(records: Sequence[dict]) -> dict[tuple[str, str], float]:
+    peaks: dict[tuple[str, str], float] = {}
+    for r in records:
+        if r["config"]["kind"] == "matmul" and r["status"] == "ok":
+            key = (r["config"]["precision"], r["onednn_env"])
+            peaks[key] = max(peaks.get(key, 0.0), r["result"]["achieved_flops"])
+    return peaks
+
+
+def _peak_for(record: dict, peaks: dict) -> float | None:
+    """Same precision and oneDNN setting if measured, else the best matmul of that precision."""
+    precision = record["config"]["precision"]
+    if (precision, record["onednn_env"]) in peaks:
+        return peaks[(precision, record["onednn_env"])]
+    same = [v for (p, _), v in peaks.items() if p == precision]
+    return max(same) if same else None
+
+
+def _key(config: dict, **changes) -> tuple:
+    c = {**config, **changes}
+    return tuple(sorted((k, v) for k, v in c.items() if k not in ("warmup", "iters")))
+
+
+def summarize(records: Sequence[dict]) -> dict:
+    """Adds ``fraction_of_peak`` to model records and computes the comparisons of issue #8.
+
+    Comparisons are only made between records of the same run (same machine, same load window):
+    precision speed-ups (vs float32, same everything else), XLA speed-ups, recomputation's memory
+    saving and time cost, oneDNN on vs off, and peak training memory relative to ResNet-38 A.
+    """
+    peaks = _peaks(records)
+    by_key = {_key(r["config"], onednn=r["onednn_env"]): r for r in records if r["status"] == "ok"}
+    comparisons = []
+    for r in records:
+        if r["status"] != "ok" or r["config"]["kind"] not in ("inference", "training"):
+            continue
+        c, res = r["config"], r["result"]
+        peak = _peak_for(r, peaks)
+        res["peak_matmul_flops"] = peak
+        res["fraction_of_peak"] = res["achieved_flops"] / peak if peak else None
+
+        def other(**changes):
+            return by_key.get(_key(c, onednn=r["onednn_env"], **changes))
+
+        if c["precision"] != "float32" and (base := other(precision="float32")):
+            comparisons.append({"what": f"{r['label']} vs float32", "speedup":
+                                res["images_per_s"] / base["result"]["images_per_s"]})
+        if c["jit_compile"] and (base := other(jit_compile=False)):
+            comparisons.append({"what": f"{r['label']} vs no XLA", "speedup":
+                                res["images_per_s"] / base["result"]["images_per_s"]})
+        if c["recompute"] and (base := other(recompute=False)):
+            comparisons.append({
+                "what": f"{r['label']} vs no recompute",
+                "speedup": res["images_per_s"] / base["result"]["images_per_s"],
+                "peak_memory_ratio": res["peak_mib"] / base["result"]["peak_mib"],
+                "working_memory_ratio": _working(res) / _working(base["result"])
+                if _working(res) is not None and _working(base["result"]) else None})
+        if r["onednn_env"] == "1" and (base := by_key.get(_key(c, onednn="0"))):
+            comparisons.append({"what": f"{r['label']} vs oneDNN off", "speedup":
+                                res["images_per_s"] / base["result"]["images_per_s"]})
+        if c["kind"] == "training" and c["model"] != "resnet38_a" and c["width_multiplier"] == 1:
+            ref = by_key.get(_key(c, model="resnet38_a", onednn=r["onednn_env"], classes=c["classes"]))
+            if ref:
+                comparisons.append({"what": f"peak training memory {c['model']} / resnet38_a "
+                                            f"({c['resolution']}px b{c['batch_size']}, {c['precision']})",
+                                    "peak_memory_ratio": res["peak_mib"] / ref["result"]["peak_mib"],
+                                    "working_memory_ratio": _working(res) / _working(ref["result"])
+                                    if _working(res) is not None and _working(ref["result"]) else None})
+    pipelines = [r["result"] for r in records if r["config"]["kind"] == "pipeline" and r["status"] == "ok"]
+    return {"peaks": {f"{p} (oneDNN {o})": v for (p, o), v in peaks.items()},
+            "comparisons": comparisons, "pipelines": pipelines,
+            "crashes": [{"label": r["label"], "reason": r.get("reason", "")}
+                        for r in records if r["status"] == "crashed"]}
+
+
+def _working(result: dict) -> float | None:
+    """Memory the steps added: GPU peak, or peak RSS minus the RSS before the first step (CPU)."""
+    if "rss_before_mib" in result:
+        return result["peak_mib"] - result["rss_before_mib"]
+    return result.get("peak_mib")
+
+
+def _fmt(v, spec: str = ".3g") -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def machine_info(records: Sequence[dict]) -> dict:
+    """Machine, versions and load of the run (from the first successful record)."""
+    device = next((r["result"]["device"] for r in records if r["status"] == "ok"), {})
+    loads = [x for r in records if r["status"] == "ok" for x in r["result"].get("loadavg_1m", [])]
+    return {"device": device, "platform": platform.platform(), "python": platform.python_version(),
+            "loadavg_1m_range": [min(loads), max(loads)] if loads else None,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def format_markdown(records: Sequence[dict], summary: dict, title: str = "Benchmark") -> str:
+    """The report as markdown: machine, peaks, one row per configuration, comparisons, crashes."""
+    m = machine_info(records)
+    dev = m["device"]
+    lines = [f"## {title}", "",
+             f"Machine: {dev.get('device_name', '?')} ({dev.get('device', '?')}"
+             + (f", {dev['cpu_count']} cores" if "cpu_count" in dev else "") + f"); "
+             f"TF {dev.get('tf', '?')}, Keras {dev.get('keras', '?')}, Python {m['python']}; {m['date']}. "
+             f"1-min load average during the run: {_fmt(m['loadavg_1m_range'] and m['loadavg_1m_range'][0])}"
+             f"–{_fmt(m['loadavg_1m_range'] and m['loadavg_1m_range'][1])}.", ""]
+    if summary["peaks"]:
+        lines.append("Peak matmul (same run): " + "; ".join(
+            f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in summary["peaks"].items()) + ".")
+        lines.append("")
+    lines += ["| configuration | status | img/s | step s (median) | GFLOP/img fwd | achieved GFLOP/s "
+              "| of peak | peak mem MiB | steps' mem MiB | load 1m |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        res = r.get("result", {})
+        status = r["status"] if r["status"] == "ok" else f"**{r['status']}**: {r.get('reason', '')[:80]}"
+        if r["config"]["kind"] == "pipeline" and res:
+            status += f" (plain decode {res['decode_images_per_s']:.0f} img/s)"
+        gflop = res.get("flops_per_image")
+        lines.append("| " + " | ".join([
+            r["label"], status, _fmt(res.get("images_per_s")), _fmt(res.get("median_step_s")),
+            _fmt(gflop / 1e9 if gflop else None), _fmt(res["achieved_flops"] / 1e9 if "achieved_flops" in res else None),
+            _fmt(res.get("fraction_of_peak"), ".2f"), _fmt(res.get("peak_mib"), ".0f"),
+            _fmt(_working(res) if "peak_mib" in res else None, ".0f"),
+            "/".join(_fmt(x, ".1f") for x in res.get("loadavg_1m", [])) or "–"]) + " |")
+    if summary["comparisons"]:
+        lines += ["", "| comparison | speed-up | peak memory ratio | steps' memory ratio |", "|---|---|---|---|"]
+        for c in summary["comparisons"]:
+            lines.append(f"| {c['what']} | {_fmt(c.get('speedup'), '.2f')} | "
+                         f"{_fmt(c.get('peak_memory_ratio'), '.2f')} | {_fmt(c.get('working_memory_ratio'), '.2f')} |")
+    lines += ["", "GFLOP/img: Conv2D/Dense 2×MACs of one forward pass, counted from the layers' real shapes; "
+              "training achieved FLOP/s use 3× that per image. \"of peak\": achieved / peak matmul of the same "
+              "precision (and oneDNN setting) measured in this run. Peak memory: GPU allocator peak, or the "
+              "benchmark process's peak RSS on CPU (TF runtime and weights included); steps' memory = peak − "
+              "RSS before the first step."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(records: Sequence[dict], output_dir: str, title: str = "Benchmark") -> dict:
+    """Writes ``benchmark.json`` and ``benchmark.md`` under ``output_dir``; returns the summary."""
+    os.makedirs(output_dir, exist_ok=True)
+    summary = summarize(records)
+    with open(os.path.join(output_dir, "benchmark.json"), "w") as f:
+        json.dump({"machine": machine_info(records), "records": list(records), "summary": summary}, f, indent=1)
+    with open(os.path.join(output_dir, "benchmark.md"), "w") as f:
+        f.write(format_markdown(records, summary, title))
+    return summary

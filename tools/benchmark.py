@@ -1,0 +1,117 @@
+r"""Throughput, achieved FLOP/s and peak memory of ResNet-38 and keras.applications baselines (issue #8).
+
+Every configuration runs in its own subprocess; results go to ``<output_dir>/benchmark.md`` and
+``benchmark.json`` (rewritten after each configuration). See docs/benchmark.md.
+
+  # CI-sized smoke run (tiny widths, ~1 min on 2 cores)
+  python tools/benchmark.py --preset=smoke --output_dir=/tmp/bench_smoke
+
+  # the CPU table of docs/benchmark.md (~15-25 min on 2 cores)
+  python tools/benchmark.py --preset=cpu_quick --output_dir=runs/bench_cpu
+
+  # one GPU, within a time budget (configurations left over are listed as skipped)
+  python tools/benchmark.py --preset=gpu_full --output_dir=runs/bench_gpu --max_minutes=8
+
+  # any members at a given size: the grid of the flags below
+  python tools/benchmark.py --preset=custom --models=resnet38_a1,segmenter,resnet152v2 \
+      --kinds=inference,training --precisions=float32,mixed_bfloat16 --resolution=320 --batch_size=2 \
+      --output_dir=runs/bench_custom
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+from absl import app, flags, logging
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+
+from keras_wideresnet.benchmark import configs as configs_lib  # noqa: E402
+from keras_wideresnet.benchmark import report, runner  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("preset", "cpu_quick", sorted(configs_lib.PRESETS) + ["custom"],
+                  "Configuration set; 'custom' = the grid of --models/--kinds/--precisions/...")
+flags.DEFINE_string("output_dir", None, "Where benchmark.md and benchmark.json go.")
+flags.DEFINE_string("filter", None, "Regex: keep only configurations whose label matches "
+                    "(matmul rows are always kept, they give the peak).")
+flags.DEFINE_boolean("list", False, "Print the configurations and exit.")
+flags.DEFINE_float("timeout_s", 900, "Per-configuration timeout in seconds.")
+flags.DEFINE_float("max_minutes", None, "Stop starting configurations after this many minutes.")
+# --preset=custom
+flags.DEFINE_list("models", ["resnet38_a"], f"custom: models, from {', '.join(configs_lib.MODELS)}.")
+flags.DEFINE_list("kinds", ["inference", "training"], "custom: inference and/or training.")
+flags.DEFINE_list("precisions", ["float32"], f"custom: from {', '.join(configs_lib.PRECISIONS)}.")
+flags.DEFINE_list("jit_compile", ["false"], "custom: false and/or true.")
+flags.DEFINE_list("recompute", ["false"], "custom: false and/or true (training of family models).")
+flags.DEFINE_list("onednn", ["default"], "custom: default, on and/or off (TF_ENABLE_ONEDNN_OPTS).")
+flags.DEFINE_integer("resolution", 224, "custom: input size.")
+flags.DEFINE_integer("batch_size", 8, "custom: images per step.")
+flags.DEFINE_float("width_multiplier", 1.0, "custom: width multiplier of family models.")
+flags.DEFINE_integer("warmup", 2, "custom: warm-up steps.")
+flags.DEFINE_integer("iters", 5, "custom: timed steps.")
+flags.DEFINE_integer("classes", 1000, "custom: classes (segmenter: e.g. 21).")
+flags.DEFINE_boolean("pipeline", False, "custom: also time the input pipeline vs plain decode.")
+
+
+def _bools(values: list[str], name: str, allowed: dict) -> list:
+    try:
+        return [allowed[v.strip().lower()] for v in values]
+    except KeyError as e:
+        raise app.UsageError(f"--{name} accepts {sorted(allowed)}; got {values}") from e
+
+
+def _configs() -> list[configs_lib.BenchConfig]:
+    if FLAGS.preset != "custom":
+        configs = configs_lib.preset_configs(FLAGS.preset)
+    else:
+        bools = {"false": False, "true": True}
+        configs = configs_lib.grid_configs(
+            FLAGS.models, FLAGS.kinds, FLAGS.precisions, _bools(FLAGS.jit_compile, "jit_compile", bools),
+            _bools(FLAGS.recompute, "recompute", bools),
+            _bools(FLAGS.onednn, "onednn", {"default": None, "on": True, "off": False}),
+            with_pipeline=FLAGS.pipeline, resolution=FLAGS.resolution, batch_size=FLAGS.batch_size,
+            width_multiplier=FLAGS.width_multiplier, warmup=FLAGS.warmup, iters=FLAGS.iters,
+            classes=FLAGS.classes)
+    if FLAGS.filter:
+        pattern = re.compile(FLAGS.filter)
+        configs = [c for c in configs if c.kind == "matmul" or pattern.search(c.label)]
+    return configs
+
+
+def main(argv):
+    del argv
+    try:
+        configs = _configs()
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    if FLAGS.list:
+        for c in configs:
+            print(c.label)
+        return
+    if not FLAGS.output_dir:
+        raise app.UsageError("--output_dir is required (where benchmark.md and benchmark.json go).")
+    records: list[dict] = []
+    title = f"Benchmark (preset {FLAGS.preset})"
+
+    def on_record(record):
+        records.append(record)
+        report.write_report(records, FLAGS.output_dir, title)
+
+    runner.run_configs(configs, timeout_s=FLAGS.timeout_s,
+                       max_total_s=FLAGS.max_minutes * 60 if FLAGS.max_minutes else None,
+                       on_record=on_record, log=logging.info)
+    summary = report.write_report(records, FLAGS.output_dir, title)
+    logging.info("Wrote %s", os.path.join(FLAGS.output_dir, "benchmark.md"))
+    print(report.format_markdown(records, summary, title))
+    failed = [r for r in records if r["status"] in ("error", "timeout")]
+    if failed:
+        logging.error("%d configuration(s) failed: %s", len(failed), "; ".join(
+            f"{r['label']}: {r.get('reason', '')}" for r in failed))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)
