@@ -11,7 +11,12 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app, flags, logging
+# TF 2.21's oneDNN conv backprop-filter kernel corrupts the heap on some CPU shapes (README,
+# "Known issues"); training on CPU therefore defaults to TF's own kernels. Export
+# TF_ENABLE_ONEDNN_OPTS=1 to opt back in. Must be set before TensorFlow is imported.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "gin config file(s); later files override earlier.")
@@ -63,7 +68,7 @@ def main(argv):
     if FLAGS.export_dir and trainer.is_chief(strategy):
         from keras_wideresnet.export import export_experiment
 
-        path = export_experiment(result["trainer"].model, experiment, FLAGS.export_dir)
+        path = export_experiment(experiment, FLAGS.model_dir, FLAGS.export_dir)
         print(f"[keras_wideresnet] exported SavedModel for TF Serving: {path}")
 
 

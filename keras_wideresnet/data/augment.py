@@ -49,7 +49,8 @@ def decode_and_crop(encoded: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
     return tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
 
 
-def inception_crop_window(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+def inception_crop_window(shape: tf.Tensor, seed: tf.Tensor,
+                          area_range: tuple[float, float] = (0.08, 1.0)) -> tf.Tensor:
     """Inception RandomSizedCrop window (area U(0.08,1), aspect U(3/4,4/3), 10 tries; fallback
     centre square crop), paper spec §3.1. Returns [y, x, h, w]."""
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
@@ -58,7 +59,7 @@ def inception_crop_window(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         seed=seed,
         min_object_covered=0.0,
         aspect_ratio_range=(3.0 / 4.0, 4.0 / 3.0),
-        area_range=(0.08, 1.0),
+        area_range=tuple(area_range),
         max_attempts=10,
         use_image_if_no_bounding_boxes=True,
     )

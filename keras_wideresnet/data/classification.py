@@ -14,9 +14,10 @@ from keras_wideresnet.data import augment, reader
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def _train_image(encoded, seed, image_size: int, augment_colour: bool):
+def _train_image(encoded, seed, image_size: int, augment_colour: bool,
+                 area_range: tuple[float, float] = (0.08, 1.0), flip: bool = True):
     seeds = tf.random.experimental.stateless_split(seed, 4)
-    window = augment.inception_crop_window(augment.image_shape(encoded), seeds[0])
+    window = augment.inception_crop_window(augment.image_shape(encoded), seeds[0], area_range)
     image = augment.decode_and_crop(encoded, window)
     # Plain bilinear: antialiasing costs ~2x here and the crop is rarely shrunk by more than 2x.
     image = tf.image.resize(image, [image_size, image_size], method="bilinear")
@@ -25,7 +26,8 @@ def _train_image(encoded, seed, image_size: int, augment_colour: bool):
         image = augment.color_jitter(image, seeds[1])
         image = augment.pca_lighting(image, seeds[2])
         image = tf.clip_by_value(image, 0.0, 1.0)
-    image = tf.where(augment.random_flip(seeds[3]), tf.image.flip_left_right(image), image)
+    if flip:
+        image = tf.where(augment.random_flip(seeds[3]), tf.image.flip_left_right(image), image)
     return augment.normalize(image * 255.0)
 
 
@@ -55,6 +57,8 @@ def classification_dataset(
     tfds_data_dir: str | None = None,
     shuffle_buffer_size: int = 10000,
     label_offset: int = 0,
+    crop_area_range: tuple[float, float] = (0.08, 1.0),
+    flip: bool = True,
 ) -> tf.data.Dataset:
     """Batches of ``(image float32 [b, image_size, image_size, 3], label int32 [b])`` (paper spec §3.1).
 
@@ -68,6 +72,8 @@ def classification_dataset(
       augment: False keeps only the random crop and flip in training (no colour jitter/lighting).
       num_classes: if given, labels outside ``[0, num_classes)`` raise an error naming the record.
       label_offset: added to stored labels (e.g. -1 for Model Garden's 1001-class ImageNet records).
+      crop_area_range: area fraction range of the random-resized crop (paper: 0.08-1).
+      flip: random horizontal flips in training (off for digits/text).
       tfds_name/tfds_split/tfds_data_dir: read a prepared TFDS dataset (e.g. ``imagenet2012``) from a
         local data_dir instead; downloads are never started.
     """
@@ -104,7 +110,8 @@ def classification_dataset(
             in_range = tf.logical_and(label >= 0, label < num_classes)
             tf.debugging.Assert(in_range, ["label outside [0, num_classes) in record", element["name"], label])
         if is_training:
-            image = _train_image(element["encoded"], element_seed, image_size, augment)
+            image = _train_image(element["encoded"], element_seed, image_size, augment,
+                                 crop_area_range, flip)
         else:
             image = _eval_image(element["encoded"], image_size, resize_shorter)
         return tf.ensure_shape(image, [image_size, image_size, 3]), label

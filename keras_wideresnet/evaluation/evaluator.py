@@ -37,6 +37,15 @@ def _replica_fn(model: keras.Model, experiment):
     return fn
 
 
+def eval_input_kwargs(experiment) -> dict[str, Any]:
+    """The eval preprocessing sizes, taken from the Experiment so that evaluation and the
+    exported SavedModel can never disagree."""
+    if experiment.task == "classification":
+        return dict(image_size=experiment.eval_image_size,
+                    eval_resize_shorter=experiment.eval_resize_shorter)
+    return dict(eval_size=experiment.eval_image_size)
+
+
 def evaluate(model: keras.Model, experiment, strategy: tf.distribute.Strategy | None = None,
              verbose: int = 1) -> dict[str, Any]:
     """Runs the experiment's eval data through ``model`` and returns the scores.
@@ -49,7 +58,7 @@ def evaluate(model: keras.Model, experiment, strategy: tf.distribute.Strategy | 
     exp = experiment
     strategy = strategy or tf.distribute.get_strategy()
     dataset = strategy.distribute_datasets_from_function(
-        lambda ctx: exp.eval_data(input_context=ctx, is_training=False))
+        lambda ctx: exp.eval_data(input_context=ctx, is_training=False, **eval_input_kwargs(exp)))
     iterator = iter(dataset)
     replica_fn = _replica_fn(model, exp)
     if exp.task == "classification":

@@ -219,6 +219,12 @@ def restore_model(model: keras.Model, path: str, modules: str = "all") -> str:
     return prefix
 
 
+def checkpoint_name(var) -> str:
+    """A model variable's name in training checkpoints: its Keras path with ``/`` → ``-``
+    (stable across runs, unlike object-graph positions)."""
+    return var.path.replace("/", "-")
+
+
 def _checkpoint_key(var) -> str:
     """Key of a model variable in checkpoints written by :mod:`keras_wideresnet.training.trainer`."""
-    return "model/" + var.path.replace("/", ".") + "/.ATTRIBUTES/VARIABLE_VALUE"
+    return f"model/{checkpoint_name(var)}/.ATTRIBUTES/VARIABLE_VALUE"

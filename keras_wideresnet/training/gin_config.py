@@ -97,6 +97,16 @@ def parse_gin(files: Sequence[str] = (), bindings: Sequence[str] = (),
         gin.finalize()
 
 
+def resolve_gin_files(files: Sequence[str], model_dir: str | None) -> list[str]:
+    """The given gin files, or the ``config.gin`` that training wrote into ``model_dir``."""
+    if files:
+        return list(files)
+    if model_dir and os.path.exists(os.path.join(model_dir, "config.gin")):
+        return [os.path.join(model_dir, "config.gin")]
+    raise GinConfigError("Pass --gin_file, or a --model_dir holding the config.gin written by "
+                         f"tools/train.py (none in {model_dir!r}).")
+
+
 def load_experiment() -> experiment_lib.Experiment:
     """Builds the :class:`Experiment` described by the parsed gin config."""
     register_configurables()

@@ -24,7 +24,7 @@ from absl import logging
 from keras_wideresnet.evaluation import evaluator
 from keras_wideresnet.training import losses, optimization
 from keras_wideresnet.training.distribute import is_chief
-from keras_wideresnet.training.experiment import Experiment, restore_model
+from keras_wideresnet.training.experiment import Experiment, checkpoint_name, restore_model
 
 
 class NonFiniteLossError(RuntimeError):
@@ -33,10 +33,6 @@ class NonFiniteLossError(RuntimeError):
 
 def set_precision_policy(mixed_precision: str | None) -> None:
     keras.config.set_dtype_policy(mixed_precision or "float32")
-
-
-def _safe_name(var) -> str:
-    return var.path.replace("/", "-")
 
 
 class Trainer:
@@ -68,7 +64,7 @@ class Trainer:
                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.checkpoint = tf.train.Checkpoint(
             step=self.step,
-            model=tf.train.Checkpoint(**{_safe_name(v): v.value for v in self.model.weights}),
+            model=tf.train.Checkpoint(**{checkpoint_name(v): v.value for v in self.model.weights}),
             optimizer=tf.train.Checkpoint(
                 **{f"v{i}": v.value for i, v in enumerate(self.optimizer.variables)}))
         directory = model_dir if self.chief else tempfile.mkdtemp(prefix="kwr_worker_ckpt_")

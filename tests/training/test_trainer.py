@@ -1,0 +1,196 @@
+"""End-to-end training: train→eval, resume after kill -9, Mirrored and MultiWorkerMirrored runs,
+NaN stop, and the clear errors for bad gin, missing data and incompatible checkpoints."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+
+from keras_wideresnet.training import gin_config, trainer
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TRAIN = os.path.join(REPO, "tools", "train.py")
+
+TINY_CLS = [
+    "Experiment.model_fn = @ResNet16",
+    "ResNet16.width_multiplier = 0.03125",
+    "ResNet16.variant = 'a1'",
+    "ResNet16.input_shape = (32, 32, 3)",
+    "Experiment.train_steps = 4",
+    "Experiment.steps_per_loop = 2",
+    "Experiment.checkpoint_interval = 2",
+    "Experiment.eval_steps = 2",
+    "classification_dataset.global_batch_size = 8",
+]
+
+TINY_SEG = [
+    "ResNet38Segmenter.width_multiplier = 0.03125",
+    "Experiment.train_steps = 2",
+    "Experiment.steps_per_loop = 2",
+    "Experiment.eval_steps = 2",
+    "train/segmentation_dataset.global_batch_size = 4",
+    "eval/segmentation_dataset.global_batch_size = 2",
+]
+
+
+def _experiment(gin_file, bindings, quickstart_dir):
+    gin_config.parse_gin([gin_file], list(bindings) +
+                         [f"quickstart_files.data_dir = '{quickstart_dir}'"])
+    return gin_config.load_experiment()
+
+
+def _cli(model_dir, gin_file, bindings, quickstart_dir, *extra, env=None):
+    args = [sys.executable, TRAIN, f"--gin_file={gin_file}", f"--model_dir={model_dir}"]
+    for b in list(bindings) + [f"quickstart_files.data_dir = '{quickstart_dir}'"]:
+        args.append(f"--gin_bindings={b}")
+    return args + list(extra)
+
+
+def _env(**extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env.update(extra)
+    return env
+
+
+def test_classification_train_then_eval(tmp_path, quickstart_dir):
+    exp = _experiment("quickstart/digits.gin", TINY_CLS, quickstart_dir)
+    result = trainer.run(exp, str(tmp_path), "train_and_eval")
+    assert result["train"]["step"] == 4
+    assert result["eval"]["num_examples"] == 16  # eval_steps=2 batches of 8
+    assert 0.0 <= result["eval"]["top1"] <= result["eval"]["top5"] <= 1.0
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-4")
+    with open(tmp_path / "metrics_4.json") as f:
+        assert json.load(f)["top1"] == result["eval"]["top1"]
+    assert os.listdir(tmp_path / "train")  # TensorBoard events
+
+
+def test_segmentation_train_then_eval_with_bootstrapping(tmp_path, quickstart_dir):
+    exp = _experiment("quickstart/shapes.gin", TINY_SEG, quickstart_dir)
+    assert exp.loss.bootstrap and exp.task == "segmentation"
+    result = trainer.run(exp, str(tmp_path), "train_and_eval")
+    scores = result["eval"]
+    assert result["train"]["step"] == 2
+    assert set(scores["per_class_iou"]) == {"background", "square", "disc", "triangle"}
+    # Scored at the original label resolution: 2 batches x 2 images x 64 x 64 pixels.
+    assert scores["num_pixels"] == 2 * 2 * 64 * 64
+    assert 0.0 <= scores["mean_iou"] <= 1.0
+
+
+def test_resume_restores_step_optimizer_and_schedule(tmp_path, quickstart_dir):
+    exp = _experiment("quickstart/digits.gin", TINY_CLS + ["Experiment.train_steps = 2"],
+                      quickstart_dir)
+    first = trainer.run(exp, str(tmp_path), "train")["trainer"]
+    iterations = int(first.optimizer.iterations.numpy())
+    exp = _experiment("quickstart/digits.gin", TINY_CLS, quickstart_dir)
+    result = trainer.run(exp, str(tmp_path), "train")
+    assert "resumed" in result["status"] and "step 2" in result["status"]
+    assert result["train"]["step"] == 4 and len(result["train"]["history"]) == 1
+    assert int(result["trainer"].optimizer.iterations.numpy()) == iterations + 2
+
+
+def test_kill_minus_9_then_rerun_resumes(tmp_path, quickstart_dir):
+    model_dir = str(tmp_path / "run")
+    slow = TINY_CLS + ["Experiment.train_steps = 100000", "Experiment.steps_per_loop = 1",
+                       "Experiment.checkpoint_interval = 1"]
+    proc = subprocess.Popen(_cli(model_dir, "quickstart/digits.gin", slow, quickstart_dir),
+                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=REPO)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (tf.train.latest_checkpoint(model_dir) or "").endswith(
+            ("ckpt-3", "ckpt-4", "ckpt-5", "ckpt-6")):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    last = tf.train.latest_checkpoint(model_dir)
+    assert last, "no checkpoint was written before the kill"
+    done = int(last.rsplit("-", 1)[1])
+    target = done + 2
+    out = subprocess.run(
+        _cli(model_dir, "quickstart/digits.gin",
+             slow + [f"Experiment.train_steps = {target}"], quickstart_dir, "--mode=train"),
+        env=_env(), capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"resumed from {last} at step {done}" in out.stdout
+    assert tf.train.latest_checkpoint(model_dir).endswith(f"ckpt-{target}")
+    assert os.path.exists(os.path.join(model_dir, "operative_config.train.gin"))
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path, quickstart_dir):
+    out = subprocess.run(
+        _cli(str(tmp_path), "quickstart/digits.gin",
+             TINY_CLS + ["ResNet16.sync_bn = True"], quickstart_dir,
+             "--strategy=mirrored", "--num_cpu_devices=2"),
+        env=_env(), capture_output=True, text=True, cwd=REPO, timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "MirroredStrategy with 2 replicas" in out.stderr
+    assert "top-1 accuracy" in out.stdout
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-4")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_mirrored_two_processes(tmp_path, quickstart_dir):
+    workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers},
+                                "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen(
+            _cli(str(tmp_path / "run"), "quickstart/digits.gin", TINY_CLS, quickstart_dir,
+                 "--strategy=multi_worker_mirrored"),
+            env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, cwd=REPO))
+    outs = [p.communicate(timeout=500) for p in procs]
+    for p, (stdout, stderr) in zip(procs, outs):
+        assert p.returncode == 0, stderr[-3000:]
+    assert "with 2 replicas" in outs[0][1]
+    # Only the chief (worker 0) writes to model_dir; both evaluated the same exact counts.
+    assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-4")
+    assert "top-1 accuracy" in outs[0][0]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, quickstart_dir):
+    exp = _experiment("quickstart/digits.gin", TINY_CLS + ["Experiment.train_steps = 2"],
+                      quickstart_dir)
+    trainer.run(exp, str(tmp_path), "train")
+    exp = _experiment("quickstart/digits.gin", TINY_CLS + [
+        "Experiment.train_steps = 8", "OptimizerConfig.learning_rate = 1e30",
+        "OptimizerConfig.warmup_steps = 0"], quickstart_dir)
+    with pytest.raises(trainer.NonFiniteLossError, match="last good checkpoint"):
+        trainer.run(exp, str(tmp_path), "train")
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+
+
+def test_bad_gin_binding_names_the_binding(quickstart_dir):
+    with pytest.raises(gin_config.GinConfigError, match="Experiment.trian_steps"):
+        _experiment("quickstart/digits.gin", ["Experiment.trian_steps = 3"], quickstart_dir)
+    with pytest.raises(gin_config.GinConfigError, match="no_such.gin"):
+        gin_config.parse_gin(["no_such.gin"])
+
+
+def test_missing_data_path_is_a_clear_error(tmp_path, quickstart_dir):
+    exp = _experiment("quickstart/digits.gin", TINY_CLS + [
+        "train/classification_dataset.file_pattern = '/no/such/dir/train-*.tfrecord'"],
+        quickstart_dir)
+    with pytest.raises(Exception, match="/no/such/dir/train-"):
+        trainer.run(exp, str(tmp_path), "train")
+
+
+def test_incompatible_checkpoint_in_model_dir(tmp_path, quickstart_dir):
+    exp = _experiment("quickstart/digits.gin", TINY_CLS + ["Experiment.train_steps = 2"],
+                      quickstart_dir)
+    trainer.run(exp, str(tmp_path), "train")
+    exp = _experiment("quickstart/digits.gin", TINY_CLS + ["ResNet16.width_multiplier = 0.0625"],
+                      quickstart_dir)
+    with pytest.raises(ValueError, match="does not match the model"):
+        trainer.run(exp, str(tmp_path), "train")

@@ -1,0 +1,71 @@
+"""Evaluate a trained model the way the published numbers were produced (paper spec §3.3).
+
+    python tools/evaluate.py --model_dir=runs/shapes --scales=0.75,1,1.25 --flip \
+        --output_json=runs/shapes/eval.json
+
+Segmentation: single- or multi-scale with flip averaging and optional sliding-window tiles,
+scored at the original label resolution; prints a per-class IoU table. Classification: top-1/5
+at the experiment's crop size (override with --eval_image_size), optional flip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("gin_file", [], "gin file(s); default: MODEL_DIR/config.gin.")
+flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings.")
+flags.DEFINE_string("model_dir", None, "Training model_dir (config.gin + checkpoints).")
+flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or .weights.h5 (default: newest in model_dir).")
+flags.DEFINE_list("scales", None, "Test scales, e.g. 0.75,1,1.25 (default: the experiment's).")
+flags.DEFINE_bool("flip", None, "Average with the mirrored image (default: the experiment's).")
+flags.DEFINE_integer("tile_size", None, "Sliding-window tile side for large images.")
+flags.DEFINE_integer("eval_image_size", None, "Override the eval size (crop or longer side).")
+flags.DEFINE_integer("eval_steps", None, "Evaluate only this many batches.")
+flags.DEFINE_string("output_json", None, "Write the scores here as JSON.")
+
+
+def main(argv):
+    del argv
+    from keras_wideresnet.evaluation import evaluator
+    from keras_wideresnet.training import gin_config
+    from keras_wideresnet.training.experiment import restore_model
+    from keras_wideresnet.training.metrics import format_segmentation_table
+
+    files = gin_config.resolve_gin_files(FLAGS.gin_file, FLAGS.model_dir)
+    gin_config.parse_gin(files, FLAGS.gin_bindings)
+    experiment = gin_config.load_experiment()
+    overrides = {}
+    if FLAGS.scales:
+        overrides["eval_scales"] = tuple(float(s) for s in FLAGS.scales)
+    if FLAGS.flip is not None:
+        overrides["eval_flip"] = FLAGS.flip
+    if FLAGS.tile_size:
+        overrides["eval_tile_size"] = FLAGS.tile_size
+    if FLAGS.eval_image_size:
+        overrides["eval_image_size"] = FLAGS.eval_image_size
+    if FLAGS.eval_steps:
+        overrides["eval_steps"] = FLAGS.eval_steps
+    experiment = dataclasses.replace(experiment, **overrides)
+    model = experiment.build_model()
+    source = FLAGS.checkpoint or FLAGS.model_dir
+    if not source:
+        raise app.UsageError("Pass --model_dir or --checkpoint.")
+    restored = restore_model(model, source)
+    print(f"[keras_wideresnet] evaluating {restored}")
+    scores = evaluator.evaluate(model, experiment)
+    if experiment.task == "segmentation":
+        print(format_segmentation_table(scores))
+    else:
+        print(f"top-1 {100 * scores['top1']:.2f}%  top-5 {100 * scores['top5']:.2f}%  "
+              f"({scores['num_examples']} images)")
+    if FLAGS.output_json:
+        with open(FLAGS.output_json, "w") as f:
+            json.dump(dict(scores, checkpoint=restored), f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)

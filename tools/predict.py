@@ -1,0 +1,57 @@
+"""Segment an image or a folder and write colour-palette masks and overlays (PNG).
+
+    python tools/predict.py --model_dir=runs/shapes --input=photo.jpg --output_dir=preds
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("gin_file", [], "gin file(s); default: MODEL_DIR/config.gin.")
+flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings.")
+flags.DEFINE_string("model_dir", None, "Training model_dir (config.gin + checkpoints).")
+flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or .weights.h5 (default: newest in model_dir).")
+flags.DEFINE_string("input", None, "An image file or a folder of images.")
+flags.DEFINE_string("output_dir", "predictions", "Where <name>_mask.png and <name>_overlay.png go.")
+flags.DEFINE_list("scales", None, "Test scales (default: the experiment's).")
+flags.DEFINE_bool("flip", None, "Average with the mirrored image (default: the experiment's).")
+
+
+def main(argv):
+    del argv
+    from keras_wideresnet.evaluation import predict
+    from keras_wideresnet.training import gin_config
+    from keras_wideresnet.training.experiment import restore_model
+
+    if not FLAGS.input or not os.path.exists(FLAGS.input):
+        raise app.UsageError(f"--input {FLAGS.input!r} does not exist: pass an image or a folder.")
+    files = gin_config.resolve_gin_files(FLAGS.gin_file, FLAGS.model_dir)
+    gin_config.parse_gin(files, FLAGS.gin_bindings)
+    experiment = gin_config.load_experiment()
+    if experiment.task != "segmentation":
+        raise app.UsageError("tools/predict.py writes masks for segmentation experiments; "
+                             "use tools/evaluate.py or the exported model for classifiers.")
+    model = experiment.build_model()
+    restore_model(model, FLAGS.checkpoint or FLAGS.model_dir)
+    paths = ([os.path.join(FLAGS.input, f) for f in sorted(os.listdir(FLAGS.input))
+              if f.lower().endswith(predict.IMAGE_EXTENSIONS)]
+             if os.path.isdir(FLAGS.input) else [FLAGS.input])
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    scales = [float(s) for s in FLAGS.scales] if FLAGS.scales else experiment.eval_scales
+    flip = experiment.eval_flip if FLAGS.flip is None else FLAGS.flip
+    for i, path in enumerate(paths, 1):
+        image = predict.read_image(path)
+        class_map = predict.segment_image(model, image, experiment.eval_image_size, scales, flip,
+                                          experiment.eval_tile_size)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        predict.save_mask_and_overlay(class_map, image,
+                                      os.path.join(FLAGS.output_dir, f"{stem}_mask.png"),
+                                      os.path.join(FLAGS.output_dir, f"{stem}_overlay.png"))
+        print(f"[{i}/{len(paths)}] {path} -> {FLAGS.output_dir}/{stem}_mask.png", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
