@@ -66,6 +66,9 @@ flags.DEFINE_enum("ed_method", "total", ["total", "cumulative", "relative"],
                   "Effective-depth definition (docs/analysis.md).")
 flags.DEFINE_float("ed_fraction", None, "Effective-depth threshold (default per method).")
 flags.DEFINE_integer("ed_reference_k", 0, "Reference k of --ed_method=relative.")
+flags.DEFINE_string("from_json", None, "Re-plot an earlier path_analysis.json (e.g. with "
+                    "another --ed_method) instead of measuring.")
+flags.DEFINE_string("title", None, "Plot title (default: the model name).")
 flags.DEFINE_bool("keep_samples", False, "Store every per-sample norm in the JSON.")
 # Comparison.
 flags.DEFINE_multi_string("member_run", [], "mode=compare: GIN_FILE@MODEL_DIR of a trained "
@@ -84,6 +87,10 @@ def _validate_flags() -> None:
     data = [f for f in ("data_pattern", "quickstart_dir", "npz") if getattr(FLAGS, f)]
     if len(data) > 1:
         raise app.UsageError(f"Pass only one data source; got {data}.")
+    if FLAGS.mode == "paths" and FLAGS.from_json:
+        if not os.path.exists(FLAGS.from_json):
+            raise app.UsageError(f"--from_json file {FLAGS.from_json!r} does not exist.")
+        return
     if FLAGS.mode == "paths":
         chosen = [f for f in ("gin_file", "model", "keras_model") if getattr(FLAGS, f)]
         if len(chosen) != 1:
@@ -130,6 +137,13 @@ def _paths_mode():
     from keras_wideresnet.analysis import sources
     from keras_wideresnet.analysis.plots import summary_lines
 
+    if FLAGS.from_json:
+        result, files = sources.replot_path_analysis(FLAGS.from_json, FLAGS.output_dir,
+                                                     _ed_config(), title=FLAGS.title)
+        print("\n".join(summary_lines(result)))
+        for name, path in sorted(files.items()):
+            print(f"[analyze_paths] wrote {name}: {path}")
+        return
     experiment, loss_fn = None, "auto"
     if FLAGS.gin_file:
         model, experiment, loss_fn = sources.load_trained_model(
@@ -145,7 +159,7 @@ def _paths_mode():
         model, data, FLAGS.output_dir, samples_per_k=FLAGS.samples_per_k,
         path_lengths=[int(k) for k in FLAGS.path_lengths] or None, seed=FLAGS.seed,
         loss_fn=loss_fn, training=FLAGS.training_mode, effective_depth_config=_ed_config(),
-        keep_samples=FLAGS.keep_samples)
+        title=FLAGS.title, keep_samples=FLAGS.keep_samples)
     print("\n".join(summary_lines(result)))
     for name, path in sorted(files.items()):
         print(f"[analyze_paths] wrote {name}: {path}")

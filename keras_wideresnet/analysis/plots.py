@@ -44,9 +44,11 @@ def _mark_effective_depth(ax, result: PathAnalysisResult) -> None:
 
 def _figure(result: PathAnalysisResult, which: str, title: str | None = None):
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     ks = np.asarray(result.path_lengths)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
-    suffix = f" — {title}" if title else ""
+    suffix = f"\n{title}" if title else ""
     if which == "path_count_distribution":
         ax.bar(ks, [float(c) for c in result.counts], color="tab:blue")
         ax.set_ylabel("number of paths C(n, k)")
@@ -73,6 +75,8 @@ def _figure(result: PathAnalysisResult, which: str, title: str | None = None):
     else:
         raise ValueError(f"Unknown plot {which!r}; choose from {PLOT_NAMES}.")
     ax.set_xlabel("path length k (residual branches on the path)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.title.set_fontsize(10)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return fig

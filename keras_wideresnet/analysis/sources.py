@@ -162,3 +162,24 @@ def run_path_analysis(model: keras.Model, data: Any, output_dir: str, *,
     with open(files["summary"], "w", encoding="utf-8") as f:
         f.write("\n".join(summary_lines(result)) + "\n")
     return result, files
+
+
+def replot_path_analysis(json_path: str, output_dir: str,
+                         effective_depth_config: EffectiveDepthConfig | None = None,
+                         title: str | None = None) -> tuple[PathAnalysisResult, dict[str, str]]:
+    """Re-reads a ``path_analysis.json`` (optionally under another effective-depth definition)
+    and writes its plots, JSON and summary to ``output_dir`` without measuring again."""
+    if not os.path.exists(json_path):
+        raise ValueError(f"--from_json file {json_path!r} does not exist.")
+    with open(json_path, encoding="utf-8") as f:
+        result = PathAnalysisResult.from_dict(json.load(f))
+    if effective_depth_config is not None:
+        result = result.with_effective_depth(effective_depth_config)
+    os.makedirs(output_dir, exist_ok=True)
+    files = plot_path_analysis(result, output_dir, title=title)
+    files["json"] = os.path.join(output_dir, "path_analysis.json")
+    result.to_json(files["json"])
+    files["summary"] = os.path.join(output_dir, "summary.txt")
+    with open(files["summary"], "w", encoding="utf-8") as f:
+        f.write("\n".join(summary_lines(result)) + "\n")
+    return result, files

@@ -70,3 +70,19 @@ def test_callback_rejects_bad_period(tiny_batch):
     with pytest.raises(ValueError, match="every_n_epochs"):
         PathAnalysisCallback(every_n_epochs=0, batch=tiny_batch)
 
+
+
+def test_replot_from_json_with_another_definition(tiny_model, tiny_batch, tmp_path):
+    from keras_wideresnet.analysis import EffectiveDepthConfig
+    from keras_wideresnet.analysis.sources import replot_path_analysis, run_path_analysis
+
+    first, files = run_path_analysis(tiny_model, tiny_batch, str(tmp_path / "a"),
+                                     samples_per_k=2, verbose=False)
+    config = EffectiveDepthConfig("cumulative", 0.999)
+    again, files2 = replot_path_analysis(files["json"], str(tmp_path / "b"), config)
+    assert again.mean == first.mean and again.effective_depth_config["method"] == "cumulative"
+    assert again.effective_depth == first.with_effective_depth(config).effective_depth
+    assert sorted(os.listdir(tmp_path / "b")) == sorted(os.path.basename(p)
+                                                         for p in files2.values())
+    with pytest.raises(ValueError, match="does not exist"):
+        replot_path_analysis(str(tmp_path / "nope.json"), str(tmp_path / "c"))
