@@ -61,18 +61,21 @@ def _gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def _timed(step: Callable[[], object], warmup: int, iters: int) -> tuple[list[float], float]:
-    """Per-step wall times (each step synchronised by fetching its result) and warm-up seconds."""
+def _timed(step: Callable[[], object], warmup: int, iters: int) -> tuple[list[float], float, list[float]]:
+    """Per-step wall times (each step synchronised by fetching its result), warm-up seconds, and
+    per-step CPU seconds of this process (all threads): with other load on the machine, CPU
+    seconds per step stay comparable where wall times do not."""
     start = time.perf_counter()
     for _ in range(warmup):
         np.asarray(step())
     warmup_s = time.perf_counter() - start
-    times = []
+    times, cpu = [], []
     for _ in range(iters):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         np.asarray(step())
         times.append(time.perf_counter() - t0)
-    return times, warmup_s
+        cpu.append(time.process_time() - c0)
+    return times, warmup_s, cpu
 
 
 def build_model(config: BenchConfig) -> keras.Model:
@@ -114,10 +117,13 @@ def _memory_end(start: dict) -> dict:
     return out
 
 
-def _summary(times: list[float], images: int) -> dict:
+def _summary(times: list[float], images: int, cpu: list[float]) -> dict:
     median = statistics.median(times)
+    cores = 1 if _gpu() else (len(os.sched_getaffinity(0)) or 1)
     return {"step_times_s": [round(t, 5) for t in times], "median_step_s": median,
-            "images_per_s": images / median}
+            "images_per_s": images / median, "best_images_per_s": images / min(times),
+            "cpu_s_per_step": statistics.median(cpu),
+            "cpu_utilization": statistics.median(c / t for c, t in zip(cpu, times)) / cores}
 
 
 def measure_matmul(config: BenchConfig) -> dict:
@@ -131,10 +137,13 @@ def measure_matmul(config: BenchConfig) -> dict:
     def step(x, y):
         return tf.reduce_sum(tf.cast(tf.matmul(x, y)[:1, :1], tf.float32))
 
-    times, warmup_s = _timed(lambda: step(a, b), config.warmup, config.iters)
-    median = statistics.median(times)
-    return {"step_times_s": [round(t, 5) for t in times], "median_step_s": median,
-            "warmup_s": warmup_s, "flops_per_step": 2 * n**3, "achieved_flops": 2 * n**3 / median}
+    times, warmup_s, cpu = _timed(lambda: step(a, b), config.warmup, config.iters)
+    result = _summary(times, 0, cpu)
+    del result["images_per_s"], result["best_images_per_s"]
+    result.update({"warmup_s": warmup_s, "flops_per_step": 2 * n**3,
+                   "achieved_flops": 2 * n**3 / result["median_step_s"],
+                   "peak_flops": 2 * n**3 / min(times)})
+    return result
 
 
 def _loss_fn(logits, labels):
@@ -182,8 +191,8 @@ def measure_model(config: BenchConfig) -> dict:
         step = lambda: train_step(x, labels)  # noqa: E731
         useful = flops_lib.TRAINING_FLOPS_FACTOR * counted.conv_dense
     memory = _memory_start()
-    times, warmup_s = _timed(step, config.warmup, config.iters)
-    result.update(_summary(times, config.batch_size))
+    times, warmup_s, cpu = _timed(step, config.warmup, config.iters)
+    result.update(_summary(times, config.batch_size, cpu))
     result.update(_memory_end(memory))
     result["warmup_s"] = warmup_s
     result["achieved_flops"] = useful * result["images_per_s"]

@@ -14,7 +14,9 @@ def _peaks(records: Sequence[dict]) -> dict[tuple[str, str], float]:
     for r in records:
         if r["config"]["kind"] == "matmul" and r["status"] == "ok":
             key = (r["config"]["precision"], r["onednn_env"])
-            peaks[key] = max(peaks.get(key, 0.0), r["result"]["achieved_flops"])
+            res = r["result"]
+            best = res.get("peak_flops") or res["flops_per_step"] / min(res["step_times_s"])
+            peaks[key] = max(peaks.get(key, 0.0), best)
     return peaks
 
 
@@ -118,9 +120,9 @@ def format_markdown(records: Sequence[dict], summary: dict, title: str = "Benchm
         lines.append("Peak matmul (same run): " + "; ".join(
             f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in summary["peaks"].items()) + ".")
         lines.append("")
-    lines += ["| configuration | status | img/s | step s (median) | GFLOP/img fwd | achieved GFLOP/s "
-              "| of peak | peak mem MiB | steps' mem MiB | load 1m |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| configuration | status | img/s (median) | img/s (best) | step s | GFLOP/img fwd "
+              "| achieved GFLOP/s | of peak | peak mem MiB | steps' mem MiB | CPU util | load 1m |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         res = r.get("result", {})
         status = r["status"] if r["status"] == "ok" else f"**{r['status']}**: {r.get('reason', '')[:80]}"
@@ -128,10 +130,11 @@ def format_markdown(records: Sequence[dict], summary: dict, title: str = "Benchm
             status += f" (plain decode {res['decode_images_per_s']:.0f} img/s)"
         gflop = res.get("flops_per_image")
         lines.append("| " + " | ".join([
-            r["label"], status, _fmt(res.get("images_per_s")), _fmt(res.get("median_step_s")),
+            r["label"], status, _fmt(res.get("images_per_s")), _fmt(res.get("best_images_per_s")),
+            _fmt(res.get("median_step_s")),
             _fmt(gflop / 1e9 if gflop else None), _fmt(res["achieved_flops"] / 1e9 if "achieved_flops" in res else None),
             _fmt(res.get("fraction_of_peak"), ".2f"), _fmt(res.get("peak_mib"), ".0f"),
-            _fmt(_working(res) if "peak_mib" in res else None, ".0f"),
+            _fmt(_working(res) if "peak_mib" in res else None, ".0f"), _fmt(res.get("cpu_utilization"), ".2f"),
             "/".join(_fmt(x, ".1f") for x in res.get("loadavg_1m", [])) or "–"]) + " |")
     if summary["comparisons"]:
         lines += ["", "| comparison | speed-up | peak memory ratio | steps' memory ratio |", "|---|---|---|---|"]
@@ -142,7 +145,9 @@ def format_markdown(records: Sequence[dict], summary: dict, title: str = "Benchm
               "training achieved FLOP/s use 3× that per image. \"of peak\": achieved / peak matmul of the same "
               "precision (and oneDNN setting) measured in this run. Peak memory: GPU allocator peak, or the "
               "benchmark process's peak RSS on CPU (TF runtime and weights included); steps' memory = peak − "
-              "RSS before the first step."]
+              "RSS before the first step. Peak matmul = best timed step; model rows use the median step. "
+              "CPU util = process CPU seconds / (wall seconds × cores) per step: well below 1 means other "
+              "load on the machine took the cores."]
     return "\n".join(lines) + "\n"
 
 

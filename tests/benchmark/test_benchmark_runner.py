@@ -1,0 +1,79 @@
+"""Configs, subprocess isolation (crash capture) and report arithmetic of the benchmark (issue #8)."""
+
+import sys
+
+import pytest
+
+from keras_wideresnet.benchmark import configs, report, runner
+
+
+def test_presets_are_valid_and_labels_unique():
+    for name in configs.PRESETS:
+        labels = [c.label for c in configs.preset_configs(name)]
+        assert labels and len(labels) == len(set(labels)), name
+    with pytest.raises(ValueError, match="Unknown preset 'nope'"):
+        configs.preset_configs("nope")
+
+
+def test_bad_configs_name_the_field():
+    with pytest.raises(ValueError, match="model must be one of"):
+        configs.BenchConfig("inference", "resnet99")
+    with pytest.raises(ValueError, match="recompute is only implemented"):
+        configs.BenchConfig("training", "resnet50v2", recompute=True)
+    with pytest.raises(ValueError, match="Unknown BenchConfig fields"):
+        configs.BenchConfig.from_dict({"kind": "matmul", "size": 3})
+
+
+def test_grid_skips_unsupported_recompute():
+    grid = configs.grid_configs(["resnet38_a", "resnet50v2"], ["inference", "training"],
+                                recompute=[False, True], resolution=32, batch_size=2)
+    recomputed = [c for c in grid if c.recompute]
+    assert [(c.model, c.kind) for c in recomputed] == [("resnet38_a", "training")]
+    assert sum(c.kind == "matmul" for c in grid) == 1
+
+
+def test_worker_env_defaults_onednn_off_for_training_only():
+    base = {"PATH": "/bin"}
+    train = runner.worker_env(configs.BenchConfig("training", resolution=32), base)
+    infer = runner.worker_env(configs.BenchConfig("inference", resolution=32), base)
+    forced = runner.worker_env(configs.BenchConfig("training", resolution=32, onednn=True), base)
+    assert train["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    assert "TF_ENABLE_ONEDNN_OPTS" not in infer
+    assert forced["TF_ENABLE_ONEDNN_OPTS"] == "1"
+
+
+def test_abort_is_recorded_as_crash_and_exception_as_error():
+    env = runner.worker_env(configs.BenchConfig("matmul"), {"PATH": "/bin"})
+    crashed = runner.run_subprocess([sys.executable, "-c", "import os; os.abort()"], env, 60)
+    assert crashed["status"] == "crashed" and crashed["reason"].startswith("SIGABRT")
+    failed = runner.run_subprocess([sys.executable, "-c", "raise ValueError('boom 42')"], env, 60)
+    assert failed["status"] == "error" and "boom 42" in failed["reason"]
+    slow = runner.run_subprocess([sys.executable, "-c", "import time; time.sleep(30)"], env, 1)
+    assert slow["status"] == "timeout"
+
+
+def _record(kind, precision="float32", onednn="1", **result):
+    cfg = configs.BenchConfig(kind, resolution=32, batch_size=2, precision=precision)
+    return {"label": cfg.label, "config": __import__("json").loads(cfg.to_json()), "onednn_env": onednn,
+            "status": "ok", "result": {"device": {"device_name": "x"}, "loadavg_1m": [1.0, 1.5], **result}}
+
+
+def test_summary_fraction_of_peak_and_speedups():
+    records = [
+        _record("matmul", achieved_flops=80e9, peak_flops=100e9),
+        _record("matmul", "mixed_bfloat16", achieved_flops=300e9, flops_per_step=400e9, step_times_s=[2.0, 1.0]),
+        _record("inference", images_per_s=2.0, achieved_flops=90e9, peak_mib=1000.0, rss_before_mib=800.0,
+                flops_per_image=45e9),
+        _record("inference", "mixed_bfloat16", images_per_s=8.0, achieved_flops=360e9, peak_mib=900.0,
+                rss_before_mib=800.0, flops_per_image=45e9),
+        {"label": "x", "config": _record("training")["config"], "onednn_env": "1", "status": "crashed",
+         "reason": "SIGABRT: double free"},
+    ]
+    summary = report.summarize(records)
+    assert records[2]["result"]["fraction_of_peak"] == pytest.approx(0.9)
+    assert records[3]["result"]["fraction_of_peak"] == pytest.approx(0.9)
+    speedups = {c["what"]: c["speedup"] for c in summary["comparisons"]}
+    assert speedups[records[3]["label"] + " vs float32"] == pytest.approx(4.0)
+    assert summary["crashes"] == [{"label": "x", "reason": "SIGABRT: double free"}]
+    md = report.format_markdown(records, summary)
+    assert "| 0.90 |" in md and "**crashed**: SIGABRT: double free" in md
