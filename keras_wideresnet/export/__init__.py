@@ -2,8 +2,9 @@
 signatures whose answers equal evaluation (issue #5). See docs/serving.md."""
 
 from keras_wideresnet.export.config import ServingConfig, from_experiment
+from keras_wideresnet.export.experiment_export import export_experiment
 from keras_wideresnet.export.saved_model import (SIGNATURES, existing_versions, export_saved_model,
                                                  next_version)
 
-__all__ = ["ServingConfig", "from_experiment", "SIGNATURES", "existing_versions",
+__all__ = ["ServingConfig", "export_experiment", "from_experiment", "SIGNATURES", "existing_versions",
            "export_saved_model", "next_version"]

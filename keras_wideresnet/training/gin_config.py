@@ -25,12 +25,18 @@ def register_configurables() -> None:
     for fn in (applications.ResNet38, applications.ResNet20, applications.ResNet16,
                applications.ResNet38Segmenter, applications.WideResNet):
         gin.external_configurable(fn, name=fn.__name__, module="keras_wideresnet.applications")
-    for fn in (data.classification_dataset, data.segmentation_dataset, quickstart_files):
+    for fn in (data.classification_dataset, data.segmentation_dataset, quickstart_files,
+               dataset_class_names):
         gin.external_configurable(fn, name=fn.__name__, module="keras_wideresnet.data")
     for cls in (experiment_lib.Experiment, experiment_lib.OptimizerConfig,
                 experiment_lib.LossConfig):
         gin.external_configurable(cls, name=cls.__name__, module="keras_wideresnet.training")
     _REGISTERED = True
+
+
+def dataset_class_names(name: str) -> tuple[str, ...]:
+    """Class names of a known dataset (voc, cityscapes, ade20k, pascal_context, imagenet)."""
+    return tuple(data.get_label_map(name).class_names)
 
 
 def quickstart_files(task: str = "classification", split: str = "train",
