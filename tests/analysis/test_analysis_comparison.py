@@ -85,7 +85,8 @@ def test_memory_estimate_grows_with_batch_and_depth():
 
 def test_compare_members_table(tmp_path):
     keras.utils.set_random_seed(0)
-    shallow, middle = (get_spec("resnet16_a1").scaled(1 / 16), get_spec("resnet20_a1").scaled(1 / 32))
+    shallow = get_spec("resnet16_a1").scaled(1 / 16)
+    middle = get_spec("resnet20_a1").scaled(1 / 32)
     x = np.random.default_rng(0).normal(size=(4, 32, 32, 3)).astype("float32")
     y = np.array([0, 1, 2, 3], "int32")
     trained = WideResNet(shallow, input_shape=(32, 32, 3), classes=4, classifier_activation=None)
