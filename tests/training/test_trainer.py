@@ -194,3 +194,17 @@ def test_incompatible_checkpoint_in_model_dir(tmp_path, quickstart_dir):
                       quickstart_dir)
     with pytest.raises(ValueError, match="does not match the model"):
         trainer.run(exp, str(tmp_path), "train")
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_training_keeps_float32_logits_and_loss(tmp_path, quickstart_dir, policy):
+    exp = _experiment("quickstart/digits.gin", TINY_CLS + [
+        "Experiment.train_steps = 2", f"Experiment.mixed_precision = '{policy}'"], quickstart_dir)
+    result = trainer.run(exp, str(tmp_path), "train")
+    model = result["trainer"].model
+    assert model.get_layer("res2a").compute_dtype == policy.split("_")[1]
+    assert model.layers[-1].compute_dtype == "float32"
+    assert result["train"]["loss"] == pytest.approx(result["train"]["loss"])  # finite
+    import keras
+    is_scaled = isinstance(result["trainer"].optimizer, keras.optimizers.LossScaleOptimizer)
+    assert is_scaled == (policy == "mixed_float16")
