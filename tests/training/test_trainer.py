@@ -102,9 +102,13 @@ def test_kill_minus_9_then_rerun_resumes(tmp_path, quickstart_dir):
                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             cwd=REPO)
     deadline = time.time() + 240
-    while time.time() < deadline and not (tf.train.latest_checkpoint(model_dir) or "").endswith(
-            ("ckpt-3", "ckpt-4", "ckpt-5", "ckpt-6")):
-        time.sleep(0.5)
+
+    def saved_step():
+        latest = tf.train.latest_checkpoint(model_dir)
+        return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+    while time.time() < deadline and saved_step() < 3:
+        time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     last = tf.train.latest_checkpoint(model_dir)
