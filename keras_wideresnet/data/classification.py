@@ -31,7 +31,9 @@ def _train_image(encoded, seed, image_size: int, augment_colour: bool,
     return augment.normalize(image * 255.0)
 
 
-def _eval_image(encoded, image_size: int, resize_shorter: int):
+def eval_image(encoded, image_size: int, resize_shorter: int):
+    """Eval transform of one encoded image: shorter side → ``resize_shorter``, centre crop
+    ``image_size`` (fused decode-and-crop), bicubic, normalised. Shared with serving."""
     window = augment.center_crop_window(augment.image_shape(encoded), image_size, resize_shorter)
     image = augment.decode_and_crop(encoded, window)
     image = tf.image.resize(image, [image_size, image_size], method="bicubic", antialias=True)
@@ -113,7 +115,7 @@ def classification_dataset(
             image = _train_image(element["encoded"], element_seed, image_size, augment,
                                  crop_area_range, flip)
         else:
-            image = _eval_image(element["encoded"], image_size, resize_shorter)
+            image = eval_image(element["encoded"], image_size, resize_shorter)
         return tf.ensure_shape(image, [image_size, image_size, 3]), label
 
     ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic)

@@ -74,7 +74,9 @@ def _train_pair(image, label, seed, crop_size, scale_range, origin_size, ignore_
     return tf.ensure_shape(image_out, [crop_size, crop_size, 3]), tf.ensure_shape(lab[:, :, 0], [crop_size, crop_size])
 
 
-def _eval_pair(image, label, eval_size, pad_multiple):
+def eval_pair(image, label, eval_size, pad_multiple):
+    """Eval transform (spec §3.3): longer side → ``eval_size``, normalised, top-left on a canvas
+    padded to a multiple of ``pad_multiple``; returns (canvas, {label, image_info}). Shared with serving."""
     h, w = tf.shape(image)[0], tf.shape(image)[1]
     hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
     if eval_size:
@@ -171,7 +173,7 @@ def segmentation_dataset(
         def transform_eval(element):
             image, label = _decode_pair(element, ignore_label)
             _check_labels(label, element["name"], num_classes, ignore_label)
-            return _eval_pair(image, label, eval_size, pad_multiple)
+            return eval_pair(image, label, eval_size, pad_multiple)
 
         ds = ds.map(transform_eval, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
         ds = ds.padded_batch(

@@ -18,7 +18,7 @@ from keras_wideresnet.data import segmentation as segmentation_data
 def classification_from_bytes(encoded: tf.Tensor, image_size: int,
                               resize_shorter: int | None = None) -> tf.Tensor:
     """Encoded image → normalised float32 ``[S, S, 3]``: exactly the eval pipeline's transform."""
-    image = classification_data._eval_image(encoded, image_size, resize_shorter or image_size)
+    image = classification_data.eval_image(encoded, image_size, resize_shorter or image_size)
     return tf.ensure_shape(image, [image_size, image_size, 3])
 
 
@@ -44,7 +44,7 @@ def segmentation_eval_image(image: tf.Tensor, image_size: int,
     ``image_info`` is the eval pipeline's ``[4, 2]`` (original size, scaled size, scale, offset).
     """
     dummy_label = tf.zeros_like(image[:, :, :1], dtype=tf.int32)
-    canvas, extras = segmentation_data._eval_pair(image, dummy_label, image_size, pad_multiple)
+    canvas, extras = segmentation_data.eval_pair(image, dummy_label, image_size, pad_multiple)
     return canvas, extras["image_info"]
 
 

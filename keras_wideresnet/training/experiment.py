@@ -107,6 +107,10 @@ class Experiment:
       mixed_precision: ``None``, ``"mixed_float16"`` (with loss scaling) or ``"mixed_bfloat16"``.
       seed: Global seed (``keras.utils.set_random_seed``).
       jit_compile: XLA for the train step (off by default: slower on CPU, see environment.md §6).
+      path_analysis_interval: Every N steps, measure gradient magnitude by path length and
+        effective depth (paper spec §4) on one fixed training batch and log it to TensorBoard
+        (``model_dir/path_analysis``) and JSON. ``None`` disables it.
+      path_analysis_samples_per_k: Sampled path sets per length for that measurement.
     """
 
     task: str = "classification"
@@ -135,6 +139,8 @@ class Experiment:
     mixed_precision: str | None = None
     seed: int | None = None
     jit_compile: bool = False
+    path_analysis_interval: int | None = None
+    path_analysis_samples_per_k: int = 8
 
     def __post_init__(self):
         if self.task not in TASKS:

@@ -163,6 +163,7 @@ class Trainer:
         progbar.update(start)
         history = []
         eval_every = exp.eval_interval
+        path_callback = self._path_analysis_callback()
         while int(self.step.numpy()) < exp.train_steps:
             step = int(self.step.numpy())
             n = min(exp.steps_per_loop, exp.train_steps - step)
@@ -186,6 +187,8 @@ class Trainer:
                 tf.summary.scalar("learning_rate", lr)
                 tf.summary.scalar("images_per_second", images_per_s)
             self.manager.save(checkpoint_number=step)
+            if path_callback is not None and step % exp.path_analysis_interval == 0:
+                path_callback.on_epoch_end(step // exp.path_analysis_interval - 1)
             if eval_every and exp.eval_data is not None and step % eval_every == 0 \
                     and step < exp.train_steps:
                 self.evaluate()
@@ -193,6 +196,20 @@ class Trainer:
         writer.flush()
         return {"step": int(self.step.numpy()), "loss": history[-1]["loss"] if history else None,
                 "history": history}
+
+    def _path_analysis_callback(self):
+        """The paper's path-length measurement (spec §4) on one fixed training batch."""
+        exp = self.experiment
+        if not exp.path_analysis_interval or not self.chief:
+            return None
+        from keras_wideresnet.analysis import PathAnalysisCallback
+
+        batch = next(iter(exp.train_data(input_context=None, is_training=True)))
+        callback = PathAnalysisCallback(
+            1, [batch], log_dir=self.model_dir, samples_per_k=exp.path_analysis_samples_per_k,
+            seed=exp.seed or 0, loss_fn=self._loss, json_dir=self.model_dir, verbose=False)
+        callback.set_model(self.model)
+        return callback
 
     # --- Evaluation -------------------------------------------------------------------------
     def evaluate(self) -> dict[str, Any]:

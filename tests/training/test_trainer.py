@@ -212,3 +212,16 @@ def test_mixed_precision_training_keeps_float32_logits_and_loss(tmp_path, quicks
     import keras
     is_scaled = isinstance(result["trainer"].optimizer, keras.optimizers.LossScaleOptimizer)
     assert is_scaled == (policy == "mixed_float16")
+
+
+def test_path_analysis_during_training_logs_effective_depth(tmp_path, quickstart_dir):
+    exp = _experiment("quickstart/digits.gin", TINY_CLS + [
+        "Experiment.path_analysis_interval = 2", "Experiment.path_analysis_samples_per_k = 2"],
+        quickstart_dir)
+    trainer.run(exp, str(tmp_path), "train")
+    reports = sorted(f for f in os.listdir(tmp_path) if f.startswith("path_analysis_"))
+    assert len(reports) == 2  # after steps 2 and 4
+    with open(tmp_path / reports[-1]) as f:
+        report = json.load(f)
+    assert report["num_units"] == 6 and "effective_depth" in json.dumps(report)
+    assert os.listdir(tmp_path / "path_analysis")  # TensorBoard events
