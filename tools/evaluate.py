@@ -10,7 +10,6 @@ at the experiment's crop size (override with --eval_image_size), optional flip.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 from absl import app, flags
@@ -35,21 +34,10 @@ def main(argv):
     from keras_wideresnet.training.experiment import restore_model
     from keras_wideresnet.training.metrics import format_segmentation_table
 
-    files = gin_config.resolve_gin_files(FLAGS.gin_file, FLAGS.model_dir)
-    gin_config.parse_gin(files, FLAGS.gin_bindings)
-    experiment = gin_config.load_experiment()
-    overrides = {}
-    if FLAGS.scales:
-        overrides["eval_scales"] = tuple(float(s) for s in FLAGS.scales)
-    if FLAGS.flip is not None:
-        overrides["eval_flip"] = FLAGS.flip
-    if FLAGS.tile_size:
-        overrides["eval_tile_size"] = FLAGS.tile_size
-    if FLAGS.eval_image_size:
-        overrides["eval_image_size"] = FLAGS.eval_image_size
-    if FLAGS.eval_steps:
-        overrides["eval_steps"] = FLAGS.eval_steps
-    experiment = dataclasses.replace(experiment, **overrides)
+    experiment = gin_config.experiment_from_flags(FLAGS.gin_file, FLAGS.gin_bindings,
+                                                  FLAGS.model_dir)
+    experiment = experiment.with_eval_overrides(FLAGS.scales, FLAGS.flip, FLAGS.tile_size,
+                                                FLAGS.eval_image_size, FLAGS.eval_steps)
     model = experiment.build_model()
     source = FLAGS.checkpoint or FLAGS.model_dir
     if not source:

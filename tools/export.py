@@ -12,7 +12,6 @@ serving_tf_example, preprocessing equal to tools/evaluate.py, and ``assets/label
 
 from __future__ import annotations
 
-import dataclasses
 
 from absl import app, flags, logging
 
@@ -46,19 +45,10 @@ def main(argv):
     from keras_wideresnet.export.experiment_export import export_experiment
     from keras_wideresnet.training import gin_config
 
-    files = gin_config.resolve_gin_files(FLAGS.gin_file, FLAGS.model_dir)
-    gin_config.parse_gin(files, FLAGS.gin_bindings)
-    experiment = gin_config.load_experiment()
-    overrides = {}
-    if FLAGS.scales:
-        overrides["eval_scales"] = tuple(float(s) for s in FLAGS.scales)
-    if FLAGS.flip is not None:
-        overrides["eval_flip"] = FLAGS.flip
-    if FLAGS.tile_size:
-        overrides["eval_tile_size"] = FLAGS.tile_size
-    if FLAGS.eval_image_size:
-        overrides["eval_image_size"] = FLAGS.eval_image_size
-    experiment = dataclasses.replace(experiment, **overrides)
+    experiment = gin_config.experiment_from_flags(FLAGS.gin_file, FLAGS.gin_bindings,
+                                                  FLAGS.model_dir)
+    experiment = experiment.with_eval_overrides(FLAGS.scales, FLAGS.flip, FLAGS.tile_size,
+                                                FLAGS.eval_image_size)
     path = export_experiment(experiment, source, FLAGS.export_dir, export_format=FLAGS.format,
                              version=FLAGS.version, overwrite=FLAGS.overwrite, top_k=FLAGS.top_k,
                              include_probabilities=FLAGS.include_probabilities)

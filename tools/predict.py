@@ -28,9 +28,9 @@ def main(argv):
 
     if not FLAGS.input or not os.path.exists(FLAGS.input):
         raise app.UsageError(f"--input {FLAGS.input!r} does not exist: pass an image or a folder.")
-    files = gin_config.resolve_gin_files(FLAGS.gin_file, FLAGS.model_dir)
-    gin_config.parse_gin(files, FLAGS.gin_bindings)
-    experiment = gin_config.load_experiment()
+    experiment = gin_config.experiment_from_flags(FLAGS.gin_file, FLAGS.gin_bindings,
+                                                  FLAGS.model_dir)
+    experiment = experiment.with_eval_overrides(FLAGS.scales, FLAGS.flip)
     if experiment.task != "segmentation":
         raise app.UsageError("tools/predict.py writes masks for segmentation experiments; "
                              "use tools/evaluate.py or the exported model for classifiers.")
@@ -40,11 +40,10 @@ def main(argv):
               if f.lower().endswith(predict.IMAGE_EXTENSIONS)]
              if os.path.isdir(FLAGS.input) else [FLAGS.input])
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    scales = [float(s) for s in FLAGS.scales] if FLAGS.scales else experiment.eval_scales
-    flip = experiment.eval_flip if FLAGS.flip is None else FLAGS.flip
     for i, path in enumerate(paths, 1):
         image = predict.read_image(path)
-        class_map = predict.segment_image(model, image, experiment.eval_image_size, scales, flip,
+        class_map = predict.segment_image(model, image, experiment.eval_image_size,
+                                          experiment.eval_scales, experiment.eval_flip,
                                           experiment.eval_tile_size)
         stem = os.path.splitext(os.path.basename(path))[0]
         predict.save_mask_and_overlay(class_map, image,

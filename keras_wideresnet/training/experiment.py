@@ -167,6 +167,16 @@ class Experiment:
         kwargs.update(overrides)
         return self.model_fn(**kwargs)
 
+    def with_eval_overrides(self, scales: Sequence[float] | None = None,
+                            flip: bool | None = None, tile_size: int | None = None,
+                            eval_image_size: int | None = None,
+                            eval_steps: int | None = None) -> "Experiment":
+        """A copy with the evaluation settings a CLI overrides (``None`` keeps the value)."""
+        changes = {"eval_scales": tuple(float(s) for s in scales) if scales else None,
+                   "eval_flip": flip, "eval_tile_size": tile_size,
+                   "eval_image_size": eval_image_size, "eval_steps": eval_steps}
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
     def label_names(self) -> list[str]:
         return list(self.class_names) if self.class_names else [str(i) for i in range(self.num_classes)]
 

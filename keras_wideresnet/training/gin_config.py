@@ -113,6 +113,13 @@ def resolve_gin_files(files: Sequence[str], model_dir: str | None) -> list[str]:
                          f"tools/train.py (none in {model_dir!r}).")
 
 
+def experiment_from_flags(gin_files: Sequence[str], gin_bindings: Sequence[str],
+                          model_dir: str | None) -> experiment_lib.Experiment:
+    """The tools' common start: gin files (or ``model_dir/config.gin``) → :class:`Experiment`."""
+    parse_gin(resolve_gin_files(gin_files, model_dir), gin_bindings)
+    return load_experiment()
+
+
 def load_experiment() -> experiment_lib.Experiment:
     """Builds the :class:`Experiment` described by the parsed gin config."""
     register_configurables()
