@@ -209,6 +209,12 @@ class PreActResidualUnit(keras.layers.Layer):
         return gated_residual_sum(shortcut, h, gate)
 
     def call(self, inputs, training=None):
+        if self.recompute and training and self.bn_mode == "train" \
+                and keras.backend.backend() == "jax":
+            raise NotImplementedError(
+                f"Unit res{self.unit_id}: recompute=True with bn_mode='train' is not supported on "
+                "the JAX backend (BN moving-average updates inside jax.checkpoint leak tracers). "
+                "Use bn_mode='frozen_stats', or the TensorFlow backend.")
         if self.recompute:
             return keras.remat(lambda t: self._forward(t, training=training))(inputs)
         return self._forward(inputs, training=training)

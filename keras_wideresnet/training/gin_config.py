@@ -11,7 +11,7 @@ from typing import Sequence
 
 import gin
 
-from keras_wideresnet import applications, data
+from keras_wideresnet import applications, data, models
 from keras_wideresnet.training import experiment as experiment_lib
 
 _REGISTERED = False
@@ -28,6 +28,9 @@ def register_configurables() -> None:
     for fn in (data.classification_dataset, data.segmentation_dataset, quickstart_files,
                dataset_class_names):
         gin.external_configurable(fn, name=fn.__name__, module="keras_wideresnet.data")
+    # Family members beyond the presets: `WideResNet.spec = @make_spec()` (spec §1.5).
+    gin.external_configurable(models.make_spec, name="make_spec",
+                              module="keras_wideresnet.models")
     for cls in (experiment_lib.Experiment, experiment_lib.OptimizerConfig,
                 experiment_lib.LossConfig):
         gin.external_configurable(cls, name=cls.__name__, module="keras_wideresnet.training")
@@ -82,7 +85,11 @@ def parse_gin(files: Sequence[str] = (), bindings: Sequence[str] = (),
     gin.clear_config()
     for path in list(search_paths) + default_search_paths():
         gin.add_config_file_search_path(path)
+    paths = list(search_paths) + default_search_paths()
     for f in files:
+        # Resolve against the search paths ourselves (gin logs a spurious error otherwise).
+        found = [os.path.join(p, f) for p in paths if os.path.exists(os.path.join(p, f))]
+        f = f if os.path.exists(f) or not found else found[0]
         try:
             gin.parse_config_file(f)
         except IOError as e:
