@@ -225,3 +225,24 @@ def test_path_analysis_during_training_logs_effective_depth(tmp_path, quickstart
         report = json.load(f)
     assert report["num_units"] == 6 and "effective_depth" in json.dumps(report)
     assert os.listdir(tmp_path / "path_analysis")  # TensorBoard events
+
+
+def test_init_backbone_from_converted_classification_weights(tmp_path, quickstart_dir):
+    import numpy as np
+    from keras_wideresnet import applications
+
+    # A classification model's weights file (what tools/convert_weights.py writes) seeds the
+    # segmenter's backbone; the new head keeps its fresh initialization.
+    cls = applications.ResNet38(variant="a1", width_multiplier=1 / 32, classes=1000,
+                                input_shape=(None, None, 3))
+    path = str(tmp_path / "a1.weights.h5")
+    cls.save_weights(path)
+    exp = _experiment("quickstart/shapes.gin", TINY_SEG + [
+        f"Experiment.init_checkpoint = '{path}'", "Experiment.init_checkpoint_modules = 'backbone'",
+        "Experiment.train_steps = 0"], quickstart_dir)
+    result = trainer.run(exp, str(tmp_path / "run"), "train")
+    assert "initialized backbone" in result["status"]
+    seg = result["trainer"].model
+    for name in ("conv1a", "res4b3", "bn7"):
+        for a, b in zip(seg.get_layer(name).weights, cls.get_layer(name).weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
