@@ -26,7 +26,7 @@ def register_configurables() -> None:
                applications.ResNet38Segmenter, applications.WideResNet):
         gin.external_configurable(fn, name=fn.__name__, module="keras_wideresnet.applications")
     for fn in (data.classification_dataset, data.segmentation_dataset, quickstart_files,
-               dataset_class_names):
+               quickstart_class_names, dataset_class_names):
         gin.external_configurable(fn, name=fn.__name__, module="keras_wideresnet.data")
     # Family members beyond the presets: `WideResNet.spec = @make_spec()` (spec §1.5).
     gin.external_configurable(models.make_spec, name="make_spec",
@@ -40,6 +40,17 @@ def register_configurables() -> None:
 def dataset_class_names(name: str) -> tuple[str, ...]:
     """Class names of a known dataset (voc, cityscapes, ade20k, pascal_context, imagenet)."""
     return tuple(data.get_label_map(name).class_names)
+
+
+def quickstart_class_names(task: str = "classification") -> tuple[str, ...]:
+    """Class names of the embedded quickstart data, in label order."""
+    from keras_wideresnet.data import quickstart
+
+    names = {"classification": quickstart.DIGIT_CLASS_NAMES,
+             "segmentation": quickstart.SYNTHETIC_CLASS_NAMES}
+    if task not in names:
+        raise ValueError(f"task must be one of {sorted(names)}. Received: task={task!r}")
+    return tuple(names[task])
 
 
 def quickstart_files(task: str = "classification", split: str = "train",

@@ -76,7 +76,7 @@ def test_segmentation_train_then_eval_with_bootstrapping(tmp_path, quickstart_di
     result = trainer.run(exp, str(tmp_path), "train_and_eval")
     scores = result["eval"]
     assert result["train"]["step"] == 2
-    assert set(scores["per_class_iou"]) == {"background", "square", "disc", "triangle"}
+    assert set(scores["per_class_iou"]) == {"background", "disc", "square", "triangle"}
     # Scored at the original label resolution: 2 batches x 2 images x 64 x 64 pixels.
     assert scores["num_pixels"] == 2 * 2 * 64 * 64
     assert 0.0 <= scores["mean_iou"] <= 1.0
