@@ -78,36 +78,53 @@ def center_crop_window(shape: tf.Tensor, image_size: int, resize_shorter: int) -
     return tf.stack([(h - side) // 2, (w - side) // 2, side, side])
 
 
-def color_jitter(image01: tf.Tensor, seed: tf.Tensor, strength: float = 0.4) -> tf.Tensor:
-    """Brightness, contrast and saturation ±strength in random order (paper spec §3.1)."""
-    seeds = tf.random.experimental.stateless_split(seed, 4)
-    alphas = 1.0 + tf.random.stateless_uniform([3], seeds[0], -strength, strength)
-    order = tf.random.experimental.stateless_shuffle(tf.range(3), seeds[1])
-
-    def gray(x):
-        return tf.reduce_sum(x * GRAY, axis=-1, keepdims=True)
-
-    def brightness(x):
-        return x * alphas[0]
-
-    def contrast(x):
-        return x * alphas[1] + tf.reduce_mean(gray(x)) * (1.0 - alphas[1])
-
-    def saturation(x):
-        return x * alphas[2] + gray(x) * (1.0 - alphas[2])
-
-    for i in range(3):
-        image01 = tf.switch_case(
-            order[i], [lambda x=image01: brightness(x), lambda x=image01: contrast(x), lambda x=image01: saturation(x)]
-        )
-    return image01
+def colour_params(seed: tf.Tensor, strength: float = 0.4, alphastd: float = 0.1) -> dict:
+    """Per-image random draws of the colour augmentation (paper spec §3.1), from one seed pair:
+    jitter factors ``alphas`` [3] (brightness, contrast, saturation ∈ 1 ± strength), their
+    random ``order`` [3], and the PCA lighting offset ``lighting`` [3] (RGB, in [0, 1] units)."""
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    alpha = tf.random.stateless_normal([3], seeds[2], stddev=alphastd)
+    return {
+        "alphas": 1.0 + tf.random.stateless_uniform([3], seeds[0], -strength, strength),
+        "order": tf.random.experimental.stateless_shuffle(tf.range(3), seeds[1]),
+        "lighting": tf.linalg.matvec(tf.constant(EIGVEC), alpha * tf.constant(EIGVAL)),
+    }
 
 
-def pca_lighting(image01: tf.Tensor, seed: tf.Tensor, alphastd: float = 0.1) -> tf.Tensor:
-    """AlexNet PCA lighting; adds the RGB offset, then divides by 1.1 as ademxapp does (paper spec §3.1)."""
-    alpha = tf.random.stateless_normal([3], seed, stddev=alphastd)
-    rgb = tf.linalg.matvec(tf.constant(EIGVEC), alpha * tf.constant(EIGVAL))
-    return (image01 + rgb) / 1.1
+def batch_colour_augment(images01: tf.Tensor, params: dict, scale: float = 1.0) -> tf.Tensor:
+    """Colour jitter in random order, then AlexNet PCA lighting, on a batch ``[B, H, W, 3]``.
+
+    Each jitter op is ``x ← a·x + (1 − a)·T(x)``: brightness T = 0, contrast T = mean grayscale of
+    the image, saturation T = grayscale (gray = .299R + .587G + .114B); lighting adds the RGB
+    offset and divides by 1.1 as ademxapp does (paper spec §3.1). All of these are affine in the
+    pixel's RGB vector (the contrast mean is affine in the image's mean colour), so the whole
+    chain is composed per image into one 3×3 matrix and offset, then applied in a single pass.
+    ``scale`` is the pixel range (1 for [0, 1], 255 for [0, 255]): only the lighting offset
+    depends on it.
+    """
+    x = tf.convert_to_tensor(images01)
+    dtype = x.dtype
+    alphas = tf.cast(params["alphas"], dtype)  # [B, 3]
+    order = params["order"]  # [B, 3]
+    batch = tf.shape(x)[0]
+    g = tf.constant(GRAY, dtype)  # [3]
+    eye = tf.eye(3, batch_shape=[batch], dtype=dtype)
+    to_gray = tf.broadcast_to(tf.ones([3, 1], dtype) * g[None, :], [batch, 3, 3])  # rows = g
+    mu = tf.reduce_mean(x, axis=[1, 2])  # [B, 3] mean colour of each image
+    A, b = eye, tf.zeros([batch, 3], dtype)
+    for stage in range(3):
+        op = order[:, stage]
+        a = tf.gather(alphas, op, axis=1, batch_dims=1)[:, None]  # [B, 1]
+        mean_gray = tf.reduce_sum((tf.linalg.matvec(A, mu) + b) * g, axis=-1, keepdims=True)
+        # brightness & contrast: A ← aA; saturation: A ← (aI + (1−a)·1gᵀ) A.
+        sat = a[:, :, None] * eye + (1.0 - a)[:, :, None] * to_gray
+        is_sat = (op == 2)[:, None, None]
+        A = tf.where(is_sat, tf.matmul(sat, A), a[:, :, None] * A)
+        b = tf.where(is_sat[:, :, 0], tf.linalg.matvec(sat, b),
+                     a * b + tf.where((op == 1)[:, None], (1.0 - a) * mean_gray, 0.0))
+    b = (b + scale * tf.cast(params["lighting"], dtype)) / 1.1
+    A = A / 1.1
+    return tf.einsum("bhwc,bdc->bhwd", x, A) + b[:, None, None, :]
 
 
 def random_flip(seed: tf.Tensor) -> tf.Tensor:

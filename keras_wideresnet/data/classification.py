@@ -16,19 +16,27 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 def _train_image(encoded, seed, image_size: int, augment_colour: bool,
                  area_range: tuple[float, float] = (0.08, 1.0), flip: bool = True):
+    """Per image: fused decode + Inception crop, resize, flip; colour params drawn here and
+    applied to the whole batch by :func:`_batch_colour` (paper spec §3.1)."""
     seeds = tf.random.experimental.stateless_split(seed, 4)
     window = augment.inception_crop_window(augment.image_shape(encoded), seeds[0], area_range)
     image = augment.decode_and_crop(encoded, window)
-    # Plain bilinear: antialiasing costs ~2x here and the crop is rarely shrunk by more than 2x.
     image = tf.image.resize(image, [image_size, image_size], method="bilinear")
-    image = image / 255.0
-    if augment_colour:
-        image = augment.color_jitter(image, seeds[1])
-        image = augment.pca_lighting(image, seeds[2])
-        image = tf.clip_by_value(image, 0.0, 1.0)
     if flip:
-        image = tf.where(augment.random_flip(seeds[3]), tf.image.flip_left_right(image), image)
-    return augment.normalize(image * 255.0)
+        image = tf.cond(augment.random_flip(seeds[3]), lambda: tf.reverse(image, [1]),
+                        lambda: image)
+    params = augment.colour_params(seeds[1]) if augment_colour else {}
+    return image, params
+
+
+def _batch_colour(images_255, params):
+    """Batched colour jitter + PCA lighting + clip, then normalisation (paper spec §3.1).
+
+    The flip commutes with these per-pixel ops, so doing it earlier changes nothing."""
+    if params:
+        images_255 = augment.batch_colour_augment(images_255, params, scale=255.0)
+        images_255 = tf.clip_by_value(images_255, 0.0, 255.0)
+    return augment.normalize(images_255)
 
 
 def eval_image(encoded, image_size: int, resize_shorter: int):
@@ -112,13 +120,16 @@ def classification_dataset(
             in_range = tf.logical_and(label >= 0, label < num_classes)
             tf.debugging.Assert(in_range, ["label outside [0, num_classes) in record", element["name"], label])
         if is_training:
-            image = _train_image(element["encoded"], element_seed, image_size, augment,
-                                 crop_area_range, flip)
-        else:
-            image = eval_image(element["encoded"], image_size, resize_shorter)
+            image, params = _train_image(element["encoded"], element_seed, image_size, augment,
+                                         crop_area_range, flip)
+            return tf.ensure_shape(image, [image_size, image_size, 3]), label, params
+        image = eval_image(element["encoded"], image_size, resize_shorter)
         return tf.ensure_shape(image, [image_size, image_size, 3]), label
 
     ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+    if is_training:
+        ds = ds.map(lambda images, labels, params: (_batch_colour(images, params), labels),
+                    num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = ds.prefetch(AUTOTUNE)
     return reader.apply_options(ds, deterministic)

@@ -1,0 +1,43 @@
+"""The batched colour augmentation against a per-image NumPy reading of paper spec §3.1."""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_wideresnet.data import augment
+
+
+def _np_reference(image, alphas, order, lighting):
+    gray = lambda x: (x * np.array(augment.GRAY)).sum(-1, keepdims=True)  # noqa: E731
+    ops = [lambda x, a: x * a,                                   # brightness: blend with 0
+           lambda x, a: x * a + gray(x).mean() * (1 - a),        # contrast: with gray mean
+           lambda x, a: x * a + gray(x) * (1 - a)]               # saturation: with gray
+    x = image.astype(np.float64)
+    for op in order:
+        x = ops[op](x, alphas[op])
+    return (x + lighting) / 1.1
+
+
+def test_batched_colour_augment_matches_per_image_reference():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 1, size=(5, 6, 7, 3)).astype("float32")
+    params = [augment.colour_params(tf.constant([i, 7], tf.int64)) for i in range(5)]
+    stacked = {k: tf.stack([p[k] for p in params]) for k in params[0]}
+    orders = {tuple(p["order"].numpy()) for p in params}
+    assert len(orders) > 1  # the random order really varies between images
+    got = augment.batch_colour_augment(tf.constant(images), stacked).numpy()
+    for i, p in enumerate(params):
+        want = _np_reference(images[i], p["alphas"].numpy(), p["order"].numpy(),
+                             p["lighting"].numpy())
+        np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-5)
+    alphas = stacked["alphas"].numpy()
+    assert ((alphas >= 0.6) & (alphas <= 1.4)).all()
+
+
+def test_pixel_range_only_scales_the_lighting_offset():
+    rng = np.random.default_rng(1)
+    images = rng.uniform(0, 1, size=(3, 4, 5, 3)).astype("float32")
+    params = [augment.colour_params(tf.constant([i, 3], tf.int64)) for i in range(3)]
+    stacked = {k: tf.stack([p[k] for p in params]) for k in params[0]}
+    unit = augment.batch_colour_augment(tf.constant(images), stacked).numpy()
+    full = augment.batch_colour_augment(tf.constant(images * 255), stacked, scale=255.0).numpy()
+    np.testing.assert_allclose(full, unit * 255, rtol=1e-4, atol=1e-3)
