@@ -97,21 +97,10 @@ def classification_dataset(
     batch_size = reader.per_replica_batch_size(global_batch_size, input_context)
     repeat, drop_remainder = reader.resolve_defaults(is_training, repeat, drop_remainder)
     seed = reader.pipeline_seed(seed, input_context)
-    if tfds_name:
-        ds = reader.tfds_source(
-            tfds_name, task="classification", split=tfds_split, data_dir=tfds_data_dir,
-            is_training=is_training, input_context=input_context, seed=seed,
-        )  # fmt: skip
-    else:
-        ds = reader.records(
-            file_pattern, is_training=is_training, input_context=input_context,
-            deterministic=deterministic, seed=seed,
-        )  # fmt: skip
-        ds = reader.parse_records(ds, "classification")
-    if is_training:
-        ds = ds.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
+    ds = reader.element_source(
+        "classification", file_pattern, is_training=is_training, repeat=repeat, input_context=input_context,
+        deterministic=deterministic, seed=seed, shuffle_buffer_size=shuffle_buffer_size,
+        tfds_name=tfds_name, tfds_split=tfds_split, tfds_data_dir=tfds_data_dir)
     ds = reader.with_seeds(ds, seed)
 
     def transform(element, element_seed):

@@ -161,6 +161,24 @@ def tfds_source(
     return ds.map(convert, num_parallel_calls=AUTOTUNE)
 
 
+def element_source(task: str, file_pattern: str, *, is_training: bool, repeat: bool,
+                   input_context: tf.distribute.InputContext | None, deterministic: bool,
+                   seed: int | None, shuffle_buffer_size: int, tfds_name: str | None = None,
+                   tfds_split: str | None = None, tfds_data_dir: str | None = None) -> tf.data.Dataset:
+    """Standard elements from our TFRecords or a local TFDS copy: sharded, shuffled (training)
+    and repeated; shared by the classification and segmentation pipelines."""
+    if tfds_name:
+        ds = tfds_source(tfds_name, task=task, split=tfds_split, data_dir=tfds_data_dir,
+                         is_training=is_training, input_context=input_context, seed=seed)
+    else:
+        ds = records(file_pattern, is_training=is_training, input_context=input_context,
+                     deterministic=deterministic, seed=seed)
+        ds = parse_records(ds, task)
+    if is_training:
+        ds = ds.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+    return ds.repeat() if repeat else ds
+
+
 def apply_options(ds: tf.data.Dataset, deterministic: bool) -> tf.data.Dataset:
     options = tf.data.Options()
     options.deterministic = deterministic
