@@ -154,14 +154,7 @@ def run_path_analysis(model: keras.Model, data: Any, output_dir: str, *,
                            seed=seed, loss_fn=loss_fn, training=training,
                            effective_depth_config=effective_depth_config,
                            keep_samples=keep_samples, verbose=verbose)
-    os.makedirs(output_dir, exist_ok=True)
-    files = plot_path_analysis(result, output_dir, title=title or model.name)
-    files["json"] = os.path.join(output_dir, "path_analysis.json")
-    result.to_json(files["json"])
-    files["summary"] = os.path.join(output_dir, "summary.txt")
-    with open(files["summary"], "w", encoding="utf-8") as f:
-        f.write("\n".join(summary_lines(result)) + "\n")
-    return result, files
+    return result, _write_outputs(result, output_dir, title or model.name)
 
 
 def replot_path_analysis(json_path: str, output_dir: str,
@@ -175,6 +168,12 @@ def replot_path_analysis(json_path: str, output_dir: str,
         result = PathAnalysisResult.from_dict(json.load(f))
     if effective_depth_config is not None:
         result = result.with_effective_depth(effective_depth_config)
+    return result, _write_outputs(result, output_dir, title)
+
+
+def _write_outputs(result: PathAnalysisResult, output_dir: str,
+                   title: str | None) -> dict[str, str]:
+    """Plots, ``path_analysis.json`` and ``summary.txt`` of a result; returns their paths."""
     os.makedirs(output_dir, exist_ok=True)
     files = plot_path_analysis(result, output_dir, title=title)
     files["json"] = os.path.join(output_dir, "path_analysis.json")
@@ -182,4 +181,4 @@ def replot_path_analysis(json_path: str, output_dir: str,
     files["summary"] = os.path.join(output_dir, "summary.txt")
     with open(files["summary"], "w", encoding="utf-8") as f:
         f.write("\n".join(summary_lines(result)) + "\n")
-    return result, files
+    return files

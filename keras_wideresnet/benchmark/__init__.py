@@ -6,7 +6,7 @@ crash of one configuration (e.g. TF's oneDNN heap corruption) is recorded instea
 Names are imported lazily: the parent process of a run never imports TensorFlow.
 """
 
-import importlib
+from keras_wideresnet._lazy import lazy_exports
 
 _EXPORTS = {
     "BenchConfig": "configs", "MODELS": "configs", "PRESETS": "configs", "grid_configs": "configs",
@@ -17,14 +17,4 @@ _EXPORTS = {
 }  # fmt: skip
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -4,7 +4,7 @@ Names are imported lazily (PEP 562) so that converter worker processes, which on
 encoder and writer, do not import Keras and the model code.
 """
 
-import importlib
+from keras_wideresnet._lazy import lazy_exports
 
 _EXPORTS = {
     "classification_dataset": "classification",
@@ -19,14 +19,4 @@ _EXPORTS = {
 }  # fmt: skip
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
