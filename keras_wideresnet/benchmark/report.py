@@ -127,7 +127,8 @@ def format_markdown(records: Sequence[dict], summary: dict, title: str = "Benchm
         res = r.get("result", {})
         status = r["status"] if r["status"] == "ok" else f"**{r['status']}**: {r.get('reason', '')[:80]}"
         if r["config"]["kind"] == "pipeline" and res:
-            status += f" (plain decode {res['decode_images_per_s']:.0f} img/s)"
+            status += (f" (plain decode {res['decode_images_per_s']:.0f} img/s; ratio "
+                       f"{res['pipeline_vs_decode']:.2f}; {res.get('jpeg_bytes_per_pixel', 0):.2f} B/px)")
         gflop = res.get("flops_per_image")
         lines.append("| " + " | ".join([
             r["label"], status, _fmt(res.get("images_per_s")), _fmt(res.get("best_images_per_s")),

@@ -14,7 +14,7 @@ _EXPORTS = {
     "write_quickstart": "quickstart",
     "IGNORE_LABEL": "schema", "make_example": "schema", "parse_spec": "schema", "tfds_features": "schema",
     "invert_eval_preprocessing": "segmentation", "segmentation_dataset": "segmentation",
-    "decode_only_dataset": "throughput", "measure_throughput": "throughput",
+    "decode_only_dataset": "throughput", "measure_throughput": "throughput", "photo_jpegs": "throughput",
     "write_split": "writer", "write_tfds_metadata": "writer",
 }  # fmt: skip
 __all__ = sorted(_EXPORTS)

@@ -187,9 +187,11 @@ def apply_options(ds: tf.data.Dataset, deterministic: bool) -> tf.data.Dataset:
     return ds.with_options(options)
 
 
-def with_seeds(ds: tf.data.Dataset, seed: int | None) -> tf.data.Dataset:
-    """Zips a stateless-op seed pair to every element: augmentation is reproducible given ``seed``."""
-    return tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed).batch(2)))
+def with_seeds(ds: tf.data.Dataset, seed: int | None, num_streams: int = 4) -> tf.data.Dataset:
+    """Zips ``num_streams`` stateless-op seed pairs (int64 ``[num_streams, 2]``) to every element:
+    augmentation is reproducible given ``seed``, and no per-element seed splitting is needed."""
+    seeds = tf.data.Dataset.random(seed=seed).batch(2 * num_streams)
+    return tf.data.Dataset.zip((ds, seeds.map(lambda s: tf.reshape(s, [num_streams, 2]))))
 
 
 def resolve_defaults(is_training: bool, repeat: bool | None, drop_remainder: bool | None) -> tuple[bool, bool]:

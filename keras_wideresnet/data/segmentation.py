@@ -40,8 +40,7 @@ def _check_labels(label, name, num_classes: int | None, ignore_label: int):
     )
 
 
-def _train_pair(image, label, seed, crop_size, scale_range, origin_size, ignore_label):
-    seeds = tf.random.experimental.stateless_split(seed, 4)
+def _train_pair(image, label, seeds, crop_size, scale_range, origin_size, ignore_label):
     h, w = tf.shape(image)[0], tf.shape(image)[1]
     longer = tf.cast(tf.maximum(h, w), tf.float32)
     lo, hi = scale_range
@@ -150,10 +149,10 @@ def segmentation_dataset(
     if is_training:
         ds = reader.with_seeds(ds, seed)
 
-        def transform(element, element_seed):
+        def transform(element, element_seeds):
             image, label = _decode_pair(element, ignore_label)
             _check_labels(label, element["name"], num_classes, ignore_label)
-            return _train_pair(image, label, element_seed, crop_size, scale_range, origin_size, ignore_label)
+            return _train_pair(image, label, element_seeds, crop_size, scale_range, origin_size, ignore_label)
 
         ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
         ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)

@@ -34,8 +34,10 @@ def test_smoke_preset_end_to_end(tmp_path):
     train = records["resnet38_a w×0.03125, training, 32px b2, float32"]
     assert train["onednn_env"] == "0"  # the tool's CPU training default
     assert train["result"]["final_loss"] > 0
-    pipe = records["pipeline 32px b4"]["result"]
+    pipe = records["pipeline 32px b4, JPEG q90"]["result"]
     assert pipe["images_per_s"] > 0 and pipe["decode_images_per_s"] > 0
+    assert len(pipe["rounds"]["pipeline"]) == len(pipe["rounds"]["decode"]) == 3
+    assert 0.1 < pipe["jpeg_bytes_per_pixel"] < 1.0  # real photographic content, not flat images
     assert any("vs no recompute" in c["what"] for c in data["summary"]["comparisons"])
     md = (out / "benchmark.md").read_text()
     assert "| configuration | status | img/s" in md and "resnet50v2, inference" in md

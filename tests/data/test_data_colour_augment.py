@@ -41,3 +41,27 @@ def test_pixel_range_only_scales_the_lighting_offset():
     unit = augment.batch_colour_augment(tf.constant(images), stacked).numpy()
     full = augment.batch_colour_augment(tf.constant(images * 255), stacked, scale=255.0).numpy()
     np.testing.assert_allclose(full, unit * 255, rtol=1e-4, atol=1e-3)
+
+
+def test_batched_flip_and_colour_equal_per_image_application():
+    """The pipeline's batched XLA step (classification._batch_augment) draws each image's flip
+    and colour parameters from that image's own seeds and equals applying them image by image."""
+    from keras_wideresnet.data import classification
+
+    rng = np.random.default_rng(2)
+    images = rng.uniform(0, 255, size=(6, 5, 7, 3)).astype("float32")
+    seeds = tf.constant(rng.integers(0, 2**31, size=(6, 4, 2)), tf.int64)
+    means = tf.reduce_mean(images, axis=[1, 2])
+    got = classification._batch_augment(tf.constant(images), seeds, means, True, True).numpy()
+    flips = classification._batch_augment(tf.constant(images), seeds, means, False, True).numpy()
+    flipped = [not np.allclose(flips[i], augment.normalize(images[i]).numpy(), atol=1e-4) for i in range(6)]
+    assert 0 < sum(flipped) < 6  # some images flipped, some not
+    for i in range(6):
+        # Parameters as the XLA step draws them (XLA's RNG bits differ from eager TF's).
+        params = tf.function(lambda s: augment.colour_params(s), jit_compile=True)(seeds[i, 1])
+        image = images[i, :, ::-1] if flipped[i] else images[i]
+        np.testing.assert_allclose(flips[i], augment.normalize(image).numpy(), atol=1e-4)
+        want = _np_reference(image / 255, params["alphas"].numpy(), params["order"].numpy(),
+                             params["lighting"].numpy())
+        want = augment.normalize(np.clip(want, 0, 1) * 255).numpy()
+        np.testing.assert_allclose(got[i], want, rtol=1e-4, atol=1e-3)

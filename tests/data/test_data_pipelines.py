@@ -201,3 +201,13 @@ def test_throughput_reported(digits):
     train = classification_dataset(digits["train"], is_training=True, global_batch_size=32, image_size=32)
     assert measure_throughput(train, 5) > 0
     assert measure_throughput(decode_only_dataset(digits["train"]), 64) > 0
+
+
+def test_photo_jpegs_for_the_throughput_benchmark():
+    from keras_wideresnet.data import photo_jpegs
+
+    encoded = photo_jpegs(4, height=75, width=100, quality=90)
+    assert len(set(encoded)) == 4  # distinct crops
+    for e in encoded:
+        image = tf.io.decode_jpeg(e).numpy()
+        assert image.shape == (75, 100, 3) and image.std() > 20  # real photographic content
