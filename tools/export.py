@@ -31,6 +31,8 @@ flags.DEFINE_bool("include_probabilities", False,
 flags.DEFINE_list("scales", None, "Segmentation test scales (default: the experiment's).")
 flags.DEFINE_bool("flip", None, "Average with the mirrored image (default: the experiment's).")
 flags.DEFINE_integer("tile_size", None, "Sliding-window tile side for large images.")
+flags.DEFINE_bool("fold_batch_norm", True,
+                  "Export the BN-folded inference form (same outputs, faster); false keeps Keras BN.")
 flags.DEFINE_integer("eval_image_size", None, "Override the eval size (crop or longer side).")
 flags.mark_flag_as_required("export_dir")
 
@@ -51,7 +53,8 @@ def main(argv):
                                                 FLAGS.eval_image_size)
     path = export_experiment(experiment, source, FLAGS.export_dir, export_format=FLAGS.format,
                              version=FLAGS.version, overwrite=FLAGS.overwrite, top_k=FLAGS.top_k,
-                             include_probabilities=FLAGS.include_probabilities)
+                             include_probabilities=FLAGS.include_probabilities,
+                             fold_bn=FLAGS.fold_batch_norm)
     logging.info("Exported %s", path)
     print(f"[keras_wideresnet] exported {path}")
 

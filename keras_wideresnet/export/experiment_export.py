@@ -10,12 +10,13 @@ from absl import logging
 from keras_wideresnet.export import formats
 from keras_wideresnet.export.config import from_experiment
 from keras_wideresnet.export.saved_model import export_saved_model
+from keras_wideresnet.models.folding import fold_batch_norm
 
 
 def export_experiment(experiment: Any, weights: str, export_dir: str, *,
                       export_format: str = "saved_model", version: int | None = None,
                       overwrite: bool = False, top_k: int = 5,
-                      include_probabilities: bool = False) -> str:
+                      include_probabilities: bool = False, fold_bn: bool = True) -> str:
     """Builds ``experiment``'s model, restores ``weights`` and exports it.
 
     Args:
@@ -29,6 +30,8 @@ def export_experiment(experiment: Any, weights: str, export_dir: str, *,
       export_format: One of :data:`keras_wideresnet.export.formats.FORMATS`.
       version, overwrite, top_k, include_probabilities: See :func:`export_saved_model` and
         :class:`~keras_wideresnet.export.config.ServingConfig`.
+      fold_bn: Serve the BN-folded inference form (:func:`keras_wideresnet.models.fold_batch_norm`):
+        same outputs to float rounding, fewer memory passes (issue #8).
 
     Returns:
       The written version directory or model file.
@@ -43,6 +46,9 @@ def export_experiment(experiment: Any, weights: str, export_dir: str, *,
     model = experiment.build_model(input_shape=(None, None, 3))
     restored = restore_model(model, weights)
     logging.info("Restored %s into %s", restored, model.name)
+    if fold_bn:
+        model = fold_batch_norm(model)
+        logging.info("Folded batch normalization for inference.")
     if export_format == "litert":
         return formats.export_litert(model, config, export_dir, overwrite=overwrite)
     if export_format == "onnx":

@@ -3,15 +3,17 @@
 from keras_wideresnet.layers.residual_units import (
     BN_EPSILON,
     BN_MOMENTUM,
+    ChannelAffine,
     FrozenStatsBatchNormalization,
     PathGate,
     PreActResidualUnit,
     batch_norm,
+    bn_as_affine,
     conv_padding,
     gated_residual_sum,
 )
 
 __all__ = [
-    "BN_EPSILON", "BN_MOMENTUM", "FrozenStatsBatchNormalization", "PathGate",
-    "PreActResidualUnit", "batch_norm", "conv_padding", "gated_residual_sum",
+    "BN_EPSILON", "BN_MOMENTUM", "ChannelAffine", "FrozenStatsBatchNormalization", "PathGate",
+    "PreActResidualUnit", "batch_norm", "bn_as_affine", "conv_padding", "gated_residual_sum",
 ]

@@ -39,6 +39,36 @@ class FrozenStatsBatchNormalization(keras.layers.BatchNormalization):
         return super().call(inputs, training=False, mask=mask)
 
 
+@keras.saving.register_keras_serializable(package="keras_wideresnet")
+class ChannelAffine(keras.layers.Layer):
+    """``x * scale + offset`` per channel, in the compute dtype: an inference-mode BN folded to
+    two vectors (:func:`keras_wideresnet.models.fold_batch_norm`).
+
+    Keras' BatchNormalization upcasts bf16/fp16 inputs to float32 and back, four memory-bound
+    passes per BN; this is one fused multiply-add in the compute dtype.
+    """
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.scale = self.add_weight(shape=(channels,), initializer="ones", name="scale")
+        self.offset = self.add_weight(shape=(channels,), initializer="zeros", name="offset")
+
+    def call(self, inputs, training=None, mask=None):  # BN's signature: a drop-in replacement
+        return inputs * ops.cast(self.scale, inputs.dtype) + ops.cast(self.offset, inputs.dtype)
+
+
+def bn_as_affine(bn: keras.layers.BatchNormalization):
+    """(scale, offset) float32 NumPy vectors equal to ``bn`` in inference mode."""
+    import numpy as np
+
+    gamma = np.asarray(bn.gamma.numpy() if bn.scale else 1.0, np.float64)
+    beta = np.asarray(bn.beta.numpy() if bn.center else 0.0, np.float64)
+    mean = np.asarray(bn.moving_mean.numpy(), np.float64)
+    var = np.asarray(bn.moving_variance.numpy(), np.float64)
+    scale = gamma / np.sqrt(var + bn.epsilon) * np.ones_like(mean)
+    return scale.astype("float32"), (beta - mean * scale).astype("float32")
+
+
 def batch_norm(name: str, bn_mode: str = "train", synchronized: bool = False,
                dtype: Any = None) -> keras.layers.Layer:
     """Builds the family's BN layer.
@@ -114,12 +144,16 @@ class PreActResidualUnit(keras.layers.Layer):
       recompute: Recompute the unit's activations in the backward pass (gradient
         checkpointing, the analogue of ademxapp's ``--backward-do-mirror``).
       kernel_initializer: Conv kernel initializer; ademxapp uses N(0, sqrt(2 / fan_in)).
+      fold_bn: Inference form with BN folded (built by :func:`keras_wideresnet.models.fold_batch_norm`,
+        not by hand): the entry BN is a :class:`ChannelAffine` and every later BN is folded into
+        the conv before it, which gets a bias (so Conv+BiasAdd+ReLU fuse into one kernel).
     """
 
     def __init__(self, unit_id: str, unit_type: str, filters: Sequence[int], strides: int = 1,
                  dilation: int = 1, first_dilation: int | None = None, projection: bool = False,
                  dropout: float = 0.0, bn_mode: str = "train", sync_bn: bool = False,
-                 recompute: bool = False, kernel_initializer: Any = "he_normal", **kwargs):
+                 recompute: bool = False, kernel_initializer: Any = "he_normal", fold_bn: bool = False,
+                 **kwargs):
         kwargs.setdefault("name", f"res{unit_id}")
         super().__init__(**kwargs)
         if unit_type not in UNIT_TYPES:
@@ -142,6 +176,7 @@ class PreActResidualUnit(keras.layers.Layer):
         self.bn_mode = bn_mode
         self.sync_bn = bool(sync_bn)
         self.recompute = bool(recompute)
+        self.fold_bn = bool(fold_bn)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
         kernels = (3, 3) if unit_type == "basic" else (1, 3, 1)
@@ -150,9 +185,18 @@ class PreActResidualUnit(keras.layers.Layer):
         for i, (tag, kernel, width) in enumerate(zip(tags, kernels, filters)):
             stride = self.strides if i == 0 else 1
             dil = 1 if kernel == 1 else (self.first_dilation if i == 0 else self.dilation)
-            bn = batch_norm(f"bn{unit_id}_{tag}", bn_mode, sync_bn, dtype=self.dtype_policy)
+            if not self.fold_bn:
+                bn = batch_norm(f"bn{unit_id}_{tag}", bn_mode, sync_bn, dtype=self.dtype_policy)
+            elif i == 0:
+                bn = ChannelAffine(name=f"bn{unit_id}_{tag}", dtype=self.dtype_policy)
+            else:
+                bn = None  # folded into the previous conv
             conv = keras.layers.Conv2D(
-                width, kernel, strides=stride, dilation_rate=dil, padding="valid", use_bias=False,
+                # Stride 1 (odd kernels): MXNet's symmetric padding equals "same", which oneDNN
+                # pads inside the conv kernel; an explicit pad would copy the activation first.
+                width, kernel, strides=stride, dilation_rate=dil,
+                padding="same" if stride == 1 else "valid",
+                use_bias=self.fold_bn and i < len(kernels) - 1,
                 kernel_initializer=self.kernel_initializer, name=f"res{unit_id}_{tag}",
                 dtype=self.dtype_policy)
             self._convs.append((bn, conv, kernel, stride, dil))
@@ -182,7 +226,8 @@ class PreActResidualUnit(keras.layers.Layer):
         channels = shape[-1]
         for bn, conv, *_ in self._convs:
             # Spatial sizes are left open: the explicit padding happens in `call`.
-            bn.build((None, None, None, channels))
+            if bn is not None:
+                bn.build((None, None, None, channels))
             conv.build((None, None, None, channels))
             channels = conv.filters
         if self.shortcut_conv is not None:
@@ -190,7 +235,7 @@ class PreActResidualUnit(keras.layers.Layer):
 
     def _conv(self, conv, kernel, dilation, x):
         pad = conv_padding(kernel, dilation)
-        if pad:
+        if pad and conv.padding == "valid":  # strided: MXNet pads symmetrically, TF "same" not
             x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
         return conv(x)
 
@@ -199,7 +244,12 @@ class PreActResidualUnit(keras.layers.Layer):
         h = x
         last = len(self._convs) - 1
         for i, (bn, conv, kernel, _, dil) in enumerate(self._convs):
-            h = ops.relu(bn(h, training=training))
+            if bn is None:
+                h = ops.relu(h)
+            elif self.fold_bn:
+                h = ops.relu(bn(h))
+            else:
+                h = ops.relu(bn(h, training=training))
             if i == 0 and self.shortcut_conv is not None:
                 shortcut = self.shortcut_conv(h)  # shared pre-activation (spec §1.1)
             if i == last and self.dropout_layer is not None:
@@ -237,7 +287,7 @@ class PreActResidualUnit(keras.layers.Layer):
             unit_id=self.unit_id, unit_type=self.unit_type, filters=list(self.filters),
             strides=self.strides, dilation=self.dilation, first_dilation=self.first_dilation,
             projection=self.projection, dropout=self.dropout_rate, bn_mode=self.bn_mode,
-            sync_bn=self.sync_bn, recompute=self.recompute,
+            sync_bn=self.sync_bn, recompute=self.recompute, fold_bn=self.fold_bn,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
         return config
 
@@ -247,7 +297,8 @@ class PreActResidualUnit(keras.layers.Layer):
         """ademxapp name → sub-layer (``bn2a_branch2a``, ``res2a_branch2a``, ``res2a_branch1``...)."""
         out = {}
         for bn, conv, *_ in self._convs:
-            out[bn.name] = bn
+            if bn is not None:
+                out[bn.name] = bn
             out[conv.name] = conv
         if self.shortcut_conv is not None:
             out[self.shortcut_conv.name] = self.shortcut_conv

@@ -1,0 +1,89 @@
+"""Batch-norm folding for inference (issue #8: "fold frozen BN into scale/shift").
+
+In inference every BN is a per-channel affine map. In a pre-activation unit (paper spec §1.1)
+
+* the BN *after* a branch conv (``bn{u}_branch2b1``, ``bn{u}_branch2b2``) folds into that conv:
+  kernel × scale, plus a bias = offset, and TF's remapper then fuses Conv2D + BiasAdd + ReLU into
+  one oneDNN kernel;
+* the unit's entry BN (``bn{u}_branch2a``, after the previous residual sum) and ``bn7`` cannot fold
+  into a conv (the sum and the shortcut sit in between): they become :class:`ChannelAffine`, one
+  multiply-add in the compute dtype instead of Keras BN's float32 round trip.
+
+The folded model computes the same function (float32: equal to rounding error) with the same
+layer names, so it is a drop-in replacement for serving and benchmarks; it is not for training.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import keras
+import numpy as np
+
+from keras_wideresnet.layers.residual_units import ChannelAffine, PreActResidualUnit, bn_as_affine
+
+_BN_CLASSES = ("BatchNormalization", "FrozenStatsBatchNormalization")
+
+
+def fold_batch_norm(model: keras.Model) -> keras.Model:
+    """A copy of a functional family model (classifier, backbone or segmenter) with every
+    BatchNormalization folded for inference; ``model`` is left untouched.
+
+    Raises:
+      ValueError: ``model`` is not a functional model, or a BN sits where it cannot be folded.
+    """
+    if not hasattr(model, "_operations") or not isinstance(model, keras.Model) \
+            or type(model).__name__ != "Functional":
+        raise ValueError(
+            f"fold_batch_norm needs a functional model such as applications.ResNet38(); got "
+            f"{type(model).__name__}. Build the model through keras_wideresnet.applications.")
+    config = copy.deepcopy(model.get_config())
+    for layer in config["layers"]:
+        names = (layer["class_name"], (layer.get("registered_name") or "").split(">")[-1])
+        if "PreActResidualUnit" in names:
+            layer["config"]["fold_bn"] = True
+            layer["config"]["recompute"] = False
+        elif any(name in _BN_CLASSES for name in names):
+            axis = layer["config"].get("axis", -1)
+            if axis not in (-1, 3, [3], [-1]):
+                raise ValueError(f"BN layer {layer['config']['name']!r} normalises axis {axis}; "
+                                 "only channels_last BN can be folded.")
+            layer.update(module="keras_wideresnet.layers.residual_units", class_name="ChannelAffine",
+                         registered_name="keras_wideresnet>ChannelAffine",
+                         config={"name": layer["config"]["name"], "dtype": layer["config"]["dtype"],
+                                 "trainable": False})
+    folded = keras.Model.from_config(config, custom_objects={"ChannelAffine": ChannelAffine})
+    for layer in folded.layers:
+        source = model.get_layer(layer.name)
+        if isinstance(layer, PreActResidualUnit):
+            _fold_unit(source, layer)
+        elif isinstance(layer, ChannelAffine):
+            layer.set_weights(list(bn_as_affine(source)))
+        else:
+            layer.set_weights(source.get_weights())
+    folded.trainable = False
+    return folded
+
+
+def _fold_unit(source: PreActResidualUnit, target: PreActResidualUnit) -> None:
+    entry_scale, entry_offset = bn_as_affine(source._convs[0][0])
+    target._convs[0][0].set_weights([entry_scale, entry_offset])
+    last = len(source._convs) - 1
+    for i, (_, conv, *_rest) in enumerate(source._convs):
+        kernel = conv.get_weights()[0]
+        if i < last:  # fold the next BN into this conv
+            scale, offset = bn_as_affine(source._convs[i + 1][0])
+            target._convs[i][1].set_weights([(kernel * scale).astype(kernel.dtype), offset])
+        else:
+            target._convs[i][1].set_weights([kernel])
+    if source.shortcut_conv is not None:
+        target.shortcut_conv.set_weights(source.shortcut_conv.get_weights())
+
+
+def max_abs_difference(a: keras.Model, b: keras.Model, inputs: np.ndarray) -> float:
+    """Largest absolute difference of two models' outputs on ``inputs`` (inference mode)."""
+    out_a = keras.tree.flatten(a(inputs, training=False))
+    out_b = keras.tree.flatten(b(inputs, training=False))
+    return max(float(np.max(np.abs(keras.ops.convert_to_numpy(x).astype("float64")
+                                   - keras.ops.convert_to_numpy(y).astype("float64"))))
+               for x, y in zip(out_a, out_b))

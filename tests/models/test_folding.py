@@ -1,0 +1,85 @@
+"""BN folding for inference (keras_wideresnet.models.folding, issue #8)."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_wideresnet.applications import ResNet38, ResNet38Segmenter
+from keras_wideresnet.layers import ChannelAffine, PreActResidualUnit
+from keras_wideresnet.models import fold_batch_norm
+from keras_wideresnet.models.folding import max_abs_difference
+
+
+def _randomise_bn(model, seed=0):
+    """Non-trivial BN statistics and affine parameters, so that folding has work to do."""
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        if any(k in w.path for k in ("moving_variance", "gamma")):
+            w.assign(rng.uniform(0.5, 2.0, w.shape))
+        elif any(k in w.path for k in ("moving_mean", "beta")):
+            w.assign(rng.normal(0.0, 0.5, w.shape))
+
+
+def _bn_layers(model):
+    out = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    for unit in (l for l in model.layers if isinstance(l, PreActResidualUnit)):
+        out += [l for l in unit.named_sublayers.values() if isinstance(l, keras.layers.BatchNormalization)]
+    return out
+
+
+def test_folded_classifier_equals_the_original():
+    model = ResNet38(weights=None, input_shape=(48, 48, 3), width_multiplier=1 / 16, classes=7,
+                     classifier_activation=None, variant="a1")
+    _randomise_bn(model)
+    x = np.random.default_rng(1).normal(size=(2, 48, 48, 3)).astype("float32")
+    before = keras.ops.convert_to_numpy(model(x, training=False))
+    folded = fold_batch_norm(model)
+
+    scale = float(np.abs(before).max())
+    assert max_abs_difference(model, folded, x) <= 1e-5 * scale
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x, training=False)), before)  # untouched
+    assert _bn_layers(model) and not _bn_layers(folded)
+    assert [l.name for l in folded.layers] == [l.name for l in model.layers]
+    assert isinstance(folded.get_layer("bn7"), ChannelAffine)
+    unit = folded.get_layer("res4b1")
+    assert set(unit.named_sublayers) == {"bn4b1_branch2a", "res4b1_branch2a", "res4b1_branch2b1"}
+    assert unit.named_sublayers["res4b1_branch2a"].use_bias  # bn4b1_branch2b1 folded into it
+    assert not unit.named_sublayers["res4b1_branch2b1"].use_bias
+    assert not folded.trainable_weights
+
+
+def test_folded_atrous_segmenter_with_bottlenecks_equals_the_original():
+    model = ResNet38Segmenter(num_classes=5, input_shape=(64, 64, 3), width_multiplier=1 / 16,
+                              head_filters=16)
+    _randomise_bn(model, seed=2)
+    folded = fold_batch_norm(model)
+    x = np.random.default_rng(3).normal(size=(1, 64, 64, 3)).astype("float32")
+    scale = float(np.abs(keras.ops.convert_to_numpy(model(x, training=False))).max())
+    assert max_abs_difference(model, folded, x) <= 1e-5 * scale
+    b7 = folded.get_layer("res7a").named_sublayers  # bottleneck: two BNs folded into convs
+    assert b7["res7a_branch2a"].use_bias and b7["res7a_branch2b1"].use_bias
+    assert not b7["res7a_branch2b2"].use_bias and "res7a_branch1" in b7
+
+
+def test_folded_bfloat16_model_stays_close():
+    model = ResNet38(weights=None, input_shape=(32, 32, 3), width_multiplier=1 / 16, classes=5,
+                     classifier_activation=None)
+    _randomise_bn(model, seed=4)
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        model_bf16 = ResNet38(weights=None, input_shape=(32, 32, 3), width_multiplier=1 / 16, classes=5,
+                              classifier_activation=None)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    model_bf16.set_weights(model.get_weights())
+    folded = fold_batch_norm(model_bf16)
+    assert folded.get_layer("bn7").compute_dtype == "bfloat16"
+    x = np.random.default_rng(5).normal(size=(4, 32, 32, 3)).astype("float32")
+    want = keras.ops.convert_to_numpy(model(x, training=False))
+    got = keras.ops.convert_to_numpy(folded(x, training=False)).astype("float32")
+    assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
+
+
+def test_fold_rejects_non_functional_models():
+    with pytest.raises(ValueError, match="functional model"):
+        fold_batch_norm(keras.Sequential([keras.layers.Dense(2)]))
