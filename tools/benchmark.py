@@ -37,6 +37,9 @@ flags.DEFINE_enum("preset", "cpu_quick", sorted(configs_lib.PRESETS) + ["custom"
 flags.DEFINE_string("output_dir", None, "Where benchmark.md and benchmark.json go.")
 flags.DEFINE_string("filter", None, "Regex: keep only configurations whose label matches "
                     "(matmul rows are always kept, they give the peak).")
+flags.DEFINE_string("agreement_model_dir", None,
+                    "A trained run (e.g. runs/digits): add rows with the top-1 agreement of its "
+                    "mixed_bfloat16 and folded-BN forms with float32 on its eval data.")
 flags.DEFINE_boolean("list", False, "Print the configurations and exit.")
 flags.DEFINE_float("timeout_s", 900, "Per-configuration timeout in seconds.")
 flags.DEFINE_float("max_minutes", None, "Stop starting configurations after this many minutes.")
@@ -46,6 +49,7 @@ flags.DEFINE_list("kinds", ["inference", "training"], "custom: inference and/or 
 flags.DEFINE_list("precisions", ["float32"], f"custom: from {', '.join(configs_lib.PRECISIONS)}.")
 flags.DEFINE_list("jit_compile", ["false"], "custom: false and/or true.")
 flags.DEFINE_list("recompute", ["false"], "custom: false and/or true (training of family models).")
+flags.DEFINE_list("fold_bn", ["false"], "custom: false and/or true (inference with BN folded).")
 flags.DEFINE_list("onednn", ["default"], "custom: default, on and/or off (TF_ENABLE_ONEDNN_OPTS).")
 flags.DEFINE_integer("resolution", 224, "custom: input size.")
 flags.DEFINE_integer("batch_size", 8, "custom: images per step.")
@@ -72,12 +76,17 @@ def _configs() -> list[configs_lib.BenchConfig]:
             FLAGS.models, FLAGS.kinds, FLAGS.precisions, _bools(FLAGS.jit_compile, "jit_compile", bools),
             _bools(FLAGS.recompute, "recompute", bools),
             _bools(FLAGS.onednn, "onednn", {"default": None, "on": True, "off": False}),
-            with_pipeline=FLAGS.pipeline, resolution=FLAGS.resolution, batch_size=FLAGS.batch_size,
+            with_pipeline=FLAGS.pipeline, fold_bn=_bools(FLAGS.fold_bn, "fold_bn", bools),
+            resolution=FLAGS.resolution, batch_size=FLAGS.batch_size,
             width_multiplier=FLAGS.width_multiplier, warmup=FLAGS.warmup, iters=FLAGS.iters,
             classes=FLAGS.classes)
     if FLAGS.filter:
         pattern = re.compile(FLAGS.filter)
         configs = [c for c in configs if c.kind == "matmul" or pattern.search(c.label)]
+    if FLAGS.agreement_model_dir:
+        configs += [configs_lib.BenchConfig("agreement", precision=p, fold_bn=f,
+                                            model_dir=FLAGS.agreement_model_dir)
+                    for p, f in (("float32", True), ("mixed_bfloat16", False), ("mixed_bfloat16", True))]
     return configs
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from typing import Any, Sequence
 
-KINDS = ("matmul", "inference", "training", "pipeline")
+KINDS = ("matmul", "inference", "training", "pipeline", "agreement")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 KERAS_BASELINES = ("resnet50v2", "resnet101v2", "resnet152v2")
 FAMILY = tuple(f"resnet{d}_{v}" for d in (16, 20, 38) for v in ("a", "a1", "a2"))
@@ -23,7 +23,8 @@ class BenchConfig:
     """One benchmark measurement.
 
     Attributes:
-      kind: ``"matmul"``, ``"inference"``, ``"training"`` or ``"pipeline"``.
+      kind: ``"matmul"``, ``"inference"``, ``"training"``, ``"pipeline"``, or ``"agreement"``
+        (top-1 agreement of ``precision``/``fold_bn`` with float32 for the trained ``model_dir``).
       model: a family member (``resnet38_a`` …), ``"segmenter"`` (ResNet38Segmenter A1, OS 8) or a
         ``keras.applications`` baseline (``resnet50v2``, ``resnet101v2``, ``resnet152v2``).
       resolution, batch_size: square input size and images per step.
@@ -31,6 +32,9 @@ class BenchConfig:
         For ``matmul`` the operand dtype is the policy's compute dtype.
       jit_compile: XLA-compile the step function.
       recompute: activation recomputation in every residual unit (family and segmenter only).
+      fold_bn: inference with batch norm folded (:func:`keras_wideresnet.models.fold_batch_norm`,
+        what ``tools/export.py`` serves).
+      model_dir: ``agreement`` only: a training run (config.gin + checkpoints).
       onednn: ``TF_ENABLE_ONEDNN_OPTS`` for the subprocess: True/False, or None for the tool's
         default (off for CPU training, which TF 2.21's oneDNN backprop-filter kernel can crash;
         TF's own default otherwise).
@@ -50,6 +54,7 @@ class BenchConfig:
     precision: str = "float32"
     jit_compile: bool = False
     recompute: bool = False
+    fold_bn: bool = False
     onednn: bool | None = None
     width_multiplier: float = 1.0
     warmup: int = 2
@@ -58,6 +63,7 @@ class BenchConfig:
     matmul_size: int = 4096
     num_records: int = 64
     jpeg_quality: int = 90
+    model_dir: str | None = None
 
     def __post_init__(self):
         problems = []
@@ -69,6 +75,10 @@ class BenchConfig:
             problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.recompute and self.model in KERAS_BASELINES:
             problems.append(f"recompute is only implemented for the ResNet-38 family, not {self.model!r}")
+        if self.fold_bn and self.kind not in ("inference", "agreement"):
+            problems.append("fold_bn is an inference form; use it with kind='inference'")
+        if (self.kind == "agreement") != bool(self.model_dir):
+            problems.append("kind='agreement' needs model_dir (a training run), and only it takes one")
         if self.model in KERAS_BASELINES and self.resolution < 32:
             problems.append(f"keras.applications baselines need resolution >= 32, got {self.resolution}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -88,6 +98,9 @@ class BenchConfig:
         """Short human-readable name of the configuration."""
         if self.kind == "matmul":
             parts = [f"matmul {self.matmul_size}", self.precision]
+        elif self.kind == "agreement":
+            parts = [f"agreement {self.precision}{', folded BN' if self.fold_bn else ''} vs float32 "
+                     f"({self.model_dir})"]
         elif self.kind == "pipeline":
             parts = [f"pipeline {self.resolution}px b{self.batch_size}, JPEG q{self.jpeg_quality}"]
         else:
@@ -97,6 +110,8 @@ class BenchConfig:
                 parts.append("xla")
             if self.recompute:
                 parts.append("recompute")
+            if self.fold_bn:
+                parts.append("folded BN")
         if self.onednn is not None:
             parts.append(f"oneDNN {'on' if self.onednn else 'off'}")
         return ", ".join(parts)
@@ -118,6 +133,7 @@ def _smoke() -> list[BenchConfig]:
     return [
         BenchConfig("matmul", matmul_size=256, warmup=1, iters=3),
         BenchConfig("inference", "resnet38_a", **tiny),
+        BenchConfig("inference", "resnet38_a", fold_bn=True, **tiny),
         BenchConfig("training", "resnet38_a", **tiny),
         BenchConfig("training", "resnet38_a", recompute=True, **tiny),
         BenchConfig("inference", "segmenter", **{**tiny, "resolution": 64}),
@@ -137,6 +153,9 @@ def _cpu_quick() -> list[BenchConfig]:
     for precision in ("float32", "mixed_bfloat16"):
         for onednn in (True, False):
             out.append(BenchConfig("inference", "resnet38_a", precision=precision, onednn=onednn, **inf))
+            if onednn:
+                out.append(BenchConfig("inference", "resnet38_a", precision=precision, onednn=onednn,
+                                       fold_bn=True, **inf))
     for onednn in (True, False):
         out.append(BenchConfig("training", "resnet38_a", onednn=onednn, **trn))
     out.append(BenchConfig("training", "resnet38_a", precision="mixed_bfloat16", onednn=True, **trn))
@@ -225,7 +244,8 @@ def preset_configs(name: str) -> list[BenchConfig]:
 def grid_configs(models: Sequence[str], kinds: Sequence[str] = ("inference", "training"),
                  precisions: Sequence[str] = ("float32",), jit_compile: Sequence[bool] = (False,),
                  recompute: Sequence[bool] = (False,), onednn: Sequence[bool | None] = (None,),
-                 with_matmul: bool = True, with_pipeline: bool = False, **common) -> list[BenchConfig]:
+                 with_matmul: bool = True, with_pipeline: bool = False,
+                 fold_bn: Sequence[bool] = (False,), **common) -> list[BenchConfig]:
     """Cross product of the given axes (recompute only where supported), plus peak matmuls.
 
     ``common`` holds the other :class:`BenchConfig` fields (resolution, batch_size, iters, ...).
@@ -243,8 +263,9 @@ def grid_configs(models: Sequence[str], kinds: Sequence[str] = ("inference", "tr
                         if r and (model in KERAS_BASELINES or kind != "training"):
                             continue
                         for o in onednn:
-                            out.append(BenchConfig(kind, model, precision=p, jit_compile=j, recompute=r,
-                                                   onednn=o, **common))
+                            for f in fold_bn if kind == "inference" else (False,):
+                                out.append(BenchConfig(kind, model, precision=p, jit_compile=j, recompute=r,
+                                                       onednn=o, fold_bn=f, **common))
     if with_pipeline:
         out.append(BenchConfig("pipeline", resolution=common.get("resolution", 224),
                                batch_size=common.get("batch_size", 8)))

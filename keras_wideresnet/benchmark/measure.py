@@ -161,6 +161,10 @@ def measure_model(config: BenchConfig) -> dict:
     keras.config.set_dtype_policy(config.precision)
     t0 = time.perf_counter()
     model = build_model(config)
+    if config.fold_bn:
+        from keras_wideresnet.models import fold_batch_norm
+
+        model = fold_batch_norm(model)
     build_s = time.perf_counter() - t0
     shape = (config.resolution, config.resolution, 3)
     counted = flops_lib.count_flops(model, shape)
@@ -236,6 +240,18 @@ def measure_pipeline(config: BenchConfig, rounds: int = 3) -> dict:
             "jpeg_bytes_per_pixel": mean_bytes / (375 * 500), "peak_rss_mib": _peak_rss_mib()}
 
 
+def measure_agreement(config: BenchConfig) -> dict:
+    """Top-1 agreement of the trained ``config.model_dir`` in ``config.precision`` (BN folded if
+    ``config.fold_bn``) with its float32 predictions, on the run's eval data."""
+    from keras_wideresnet.evaluation.agreement import precision_agreement
+    from keras_wideresnet.training import gin_config
+
+    experiment = gin_config.experiment_from_flags([], [], config.model_dir)
+    result = precision_agreement(experiment, config.model_dir, precision=config.precision,
+                                 fold_bn=config.fold_bn)
+    return {**result, "peak_rss_mib": _peak_rss_mib()}
+
+
 def measure(config: BenchConfig) -> dict:
     """Dispatches on ``config.kind``; adds device info and the load average."""
     load_before = os.getloadavg()
@@ -243,6 +259,8 @@ def measure(config: BenchConfig) -> dict:
         result = measure_matmul(config)
     elif config.kind == "pipeline":
         result = measure_pipeline(config)
+    elif config.kind == "agreement":
+        result = measure_agreement(config)
     else:
         result = measure_model(config)
     result["device"] = device_info()

@@ -58,6 +58,13 @@ def summarize(records: Sequence[dict]) -> dict:
         if c["precision"] != "float32" and (base := other(precision="float32")):
             comparisons.append({"what": f"{r['label']} vs float32", "speedup":
                                 res["images_per_s"] / base["result"]["images_per_s"]})
+        if c.get("fold_bn"):
+            if base := other(fold_bn=False):
+                comparisons.append({"what": f"{r['label']} vs Keras BN", "speedup":
+                                    res["images_per_s"] / base["result"]["images_per_s"]})
+            if c["precision"] != "float32" and (base := other(fold_bn=False, precision="float32")):
+                comparisons.append({"what": f"{r['label']} vs float32 with Keras BN", "speedup":
+                                    res["images_per_s"] / base["result"]["images_per_s"]})
         if c["jit_compile"] and (base := other(jit_compile=False)):
             comparisons.append({"what": f"{r['label']} vs no XLA", "speedup":
                                 res["images_per_s"] / base["result"]["images_per_s"]})
@@ -126,6 +133,10 @@ def format_markdown(records: Sequence[dict], summary: dict, title: str = "Benchm
     for r in records:
         res = r.get("result", {})
         status = r["status"] if r["status"] == "ok" else f"**{r['status']}**: {r.get('reason', '')[:80]}"
+        if r["config"]["kind"] == "agreement" and res:
+            status += (f" (agreement {100 * res['agreement']:.2f}% of {res['num_compared']}"
+                       + (f"; top-1 {100 * res['reference_top1']:.2f}% → {100 * res['candidate_top1']:.2f}%"
+                          if "reference_top1" in res else "") + ")")
         if r["config"]["kind"] == "pipeline" and res:
             status += (f" (plain decode {res['decode_images_per_s']:.0f} img/s; ratio "
                        f"{res['pipeline_vs_decode']:.2f}; {res.get('jpeg_bytes_per_pixel', 0):.2f} B/px)")

@@ -72,3 +72,16 @@ def test_predict_tool_errors_name_the_input(seg_run, tmp_path):
     bad.write_bytes(b"not a jpeg")
     out = _run("predict.py", f"--model_dir={model_dir}", f"--input={bad}")
     assert out.returncode != 0 and "bad.jpg" in out.stderr and "not a readable image" in out.stderr
+
+
+def test_precision_agreement_of_folded_and_bf16_forms(seg_run):
+    from keras_wideresnet.evaluation.agreement import precision_agreement
+
+    model_dir, data_dir = seg_run
+    gin_config.parse_gin([os.path.join(model_dir, "config.gin")], [])
+    experiment = gin_config.load_experiment()
+    folded = precision_agreement(experiment, model_dir, precision="float32", fold_bn=True, max_batches=2)
+    assert folded["task"] == "segmentation" and folded["num_compared"] == folded["num_examples"] * 8 * 8  # OS 8
+    assert folded["agreement"] >= 0.999 and folded["max_abs_logit_difference"] < 1e-3
+    bf16 = precision_agreement(experiment, model_dir, precision="mixed_bfloat16", fold_bn=True, max_batches=2)
+    assert bf16["agreement"] > 0.9 and bf16["max_abs_logit_difference"] > 0  # really ran in bf16
