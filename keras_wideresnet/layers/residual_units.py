@@ -194,8 +194,9 @@ class PreActResidualUnit(keras.layers.Layer):
             conv = keras.layers.Conv2D(
                 # Stride 1 (odd kernels): MXNet's symmetric padding equals "same", which oneDNN
                 # pads inside the conv kernel; an explicit pad would copy the activation first.
-                width, kernel, strides=stride, dilation_rate=dil,
-                padding="same" if stride == 1 else "valid",
+                # Strided 1×1 convs run as subsample + stride-1 conv (see `_subsample`).
+                width, kernel, strides=1 if kernel == 1 else stride, dilation_rate=dil,
+                padding="same" if stride == 1 or kernel == 1 else "valid",
                 use_bias=self.fold_bn and i < len(kernels) - 1,
                 kernel_initializer=self.kernel_initializer, name=f"res{unit_id}_{tag}",
                 dtype=self.dtype_policy)
@@ -203,7 +204,7 @@ class PreActResidualUnit(keras.layers.Layer):
         self.shortcut_conv = None
         if self.projection:
             self.shortcut_conv = keras.layers.Conv2D(
-                filters[-1], 1, strides=self.strides, use_bias=False,
+                filters[-1], 1, use_bias=False,  # stride via `_subsample`
                 kernel_initializer=self.kernel_initializer, name=f"res{unit_id}_branch1",
                 dtype=self.dtype_policy)
         self.dropout_layer = (keras.layers.Dropout(self.dropout_rate, name=f"drop{unit_id}",
@@ -233,7 +234,16 @@ class PreActResidualUnit(keras.layers.Layer):
         if self.shortcut_conv is not None:
             self.shortcut_conv.build((None, None, None, shape[-1]))
 
+    def _subsample(self, x):
+        """A strided 1×1 conv equals a stride-1 1×1 conv of ``x[:, ::s, ::s]`` (same output
+        size for odd and even inputs). TF 2.21's oneDNN backprop-filter kernel corrupts the heap
+        on strided 1×1 convs with few input channels (README "Known issues"), and this form
+        is never slower."""
+        return x[:, ::self.strides, ::self.strides, :] if self.strides > 1 else x
+
     def _conv(self, conv, kernel, dilation, x):
+        if kernel == 1:
+            return conv(self._subsample(x)) if conv is self._convs[0][1] else conv(x)
         pad = conv_padding(kernel, dilation)
         if pad and conv.padding == "valid":  # strided: MXNet pads symmetrically, TF "same" not
             x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
@@ -251,7 +261,7 @@ class PreActResidualUnit(keras.layers.Layer):
             else:
                 h = ops.relu(bn(h, training=training))
             if i == 0 and self.shortcut_conv is not None:
-                shortcut = self.shortcut_conv(h)  # shared pre-activation (spec §1.1)
+                shortcut = self.shortcut_conv(self._subsample(h))  # shared pre-activation (§1.1)
             if i == last and self.dropout_layer is not None:
                 h = self.dropout_layer(h, training=training)
             h = self._conv(conv, kernel, dil, h)
