@@ -11,12 +11,7 @@ from __future__ import annotations
 import json
 import os
 
-# TF 2.21's oneDNN conv backprop-filter kernel corrupts the heap on some CPU shapes (README,
-# "Known issues"); training on CPU therefore defaults to TF's own kernels. Export
-# TF_ENABLE_ONEDNN_OPTS=1 to opt back in. Must be set before TensorFlow is imported.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "gin config file(s); later files override earlier.")

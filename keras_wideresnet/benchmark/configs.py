@@ -35,9 +35,8 @@ class BenchConfig:
       fold_bn: inference with batch norm folded (:func:`keras_wideresnet.models.fold_batch_norm`,
         what ``tools/export.py`` serves).
       model_dir: ``agreement`` only: a training run (config.gin + checkpoints).
-      onednn: ``TF_ENABLE_ONEDNN_OPTS`` for the subprocess: True/False, or None for the tool's
-        default (off for CPU training, which TF 2.21's oneDNN backprop-filter kernel can crash;
-        TF's own default otherwise).
+      onednn: ``TF_ENABLE_ONEDNN_OPTS`` for the subprocess: True/False, or None to inherit it
+        (TF's default, on, unless the caller's environment sets it).
       width_multiplier: channel width multiplier (1.0 = the paper's widths).
       warmup, iters: untimed warm-up steps (the first one traces/compiles), timed steps.
       classes: classifier outputs (segmenter: classes per pixel).
@@ -159,12 +158,13 @@ def _cpu_quick() -> list[BenchConfig]:
     for onednn in (True, False):
         out.append(BenchConfig("training", "resnet38_a", onednn=onednn, **trn))
     out.append(BenchConfig("training", "resnet38_a", precision="mixed_bfloat16", onednn=True, **trn))
-    out.append(BenchConfig("training", "resnet38_a", recompute=True, onednn=False, **trn))
+    out.append(BenchConfig("training", "resnet38_a", recompute=True, onednn=True, **trn))
     for model in KERAS_BASELINES:
         out.append(BenchConfig("inference", model, onednn=True, **inf))
     for model in KERAS_BASELINES:
-        out.append(BenchConfig("training", model, onednn=False, **trn))
-    # Segmenter training with oneDNN on: the lead's heap-corruption reproducer and a larger size.
+        out.append(BenchConfig("training", model, onednn=True, **trn))
+    # Segmenter training with oneDNN on: the former heap-corruption reproducer (strided 1x1 convs
+    # with 4 input channels, fixed in layers.residual_units) and a larger size.
     out.append(BenchConfig("training", "segmenter", resolution=64, batch_size=2, width_multiplier=1 / 16,
                            classes=21, onednn=True, warmup=2, iters=3))
     out.append(BenchConfig("training", "segmenter", resolution=160, batch_size=2, classes=21,

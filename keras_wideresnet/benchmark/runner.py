@@ -26,14 +26,12 @@ _CRASH_MARKERS = ("malloc(", "double free", "corrupted", "Segmentation fault", "
 
 
 def worker_env(config: BenchConfig, base: dict | None = None) -> dict:
-    """Environment of the worker: oneDNN per config (None: off for training, inherited otherwise)."""
+    """Environment of the worker: oneDNN per config (None: inherited, i.e. TF's default)."""
     env = dict(os.environ if base is None else base)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("LIBC_FATAL_STDERR_", "1")  # glibc abort messages go to stderr, not the tty
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_REPO_ROOT, env.get("PYTHONPATH")) if p)
     onednn = config.onednn
-    if onednn is None and config.kind == "training":
-        onednn = False
     if onednn is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"
     return env

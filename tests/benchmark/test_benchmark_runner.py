@@ -32,14 +32,13 @@ def test_grid_skips_unsupported_recompute():
     assert sum(c.kind == "matmul" for c in grid) == 1
 
 
-def test_worker_env_defaults_onednn_off_for_training_only():
+def test_worker_env_sets_onednn_only_when_asked():
     base = {"PATH": "/bin"}
     train = runner.worker_env(configs.BenchConfig("training", resolution=32), base)
     infer = runner.worker_env(configs.BenchConfig("inference", resolution=32), base)
-    forced = runner.worker_env(configs.BenchConfig("training", resolution=32, onednn=True), base)
-    assert train["TF_ENABLE_ONEDNN_OPTS"] == "0"
-    assert "TF_ENABLE_ONEDNN_OPTS" not in infer
-    assert forced["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    forced = runner.worker_env(configs.BenchConfig("training", resolution=32, onednn=False), base)
+    assert "TF_ENABLE_ONEDNN_OPTS" not in train and "TF_ENABLE_ONEDNN_OPTS" not in infer
+    assert forced["TF_ENABLE_ONEDNN_OPTS"] == "0"
 
 
 def test_abort_is_recorded_as_crash_and_exception_as_error():
