@@ -106,7 +106,8 @@ class Experiment:
       init_checkpoint_modules: ``"all"`` or ``"backbone"`` (skip the head).
       mixed_precision: ``None``, ``"mixed_float16"`` (with loss scaling) or ``"mixed_bfloat16"``.
       seed: Global seed (``keras.utils.set_random_seed``).
-      jit_compile: XLA for the train step (off by default: slower on CPU, see environment.md §6).
+      jit_compile: XLA for the forward and backward pass of the train step (off by default:
+        about 3x slower on CPU, where XLA does not use oneDNN; worth trying on GPU).
       path_analysis_interval: Every N steps, measure gradient magnitude by path length and
         effective depth (paper spec §4) on one fixed training batch and log it to TensorBoard
         (``model_dir/path_analysis``) and JSON. ``None`` disables it.

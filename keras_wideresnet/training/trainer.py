@@ -101,7 +101,8 @@ class Trainer:
             bootstrap_threshold=exp.loss.bootstrap_threshold,
             bootstrap_min_kept=exp.loss.bootstrap_min_kept)
 
-    def _replica_step(self, images, labels):
+    def _loss_and_grads(self, images, labels):
+        """Forward + backward of one replica; XLA-compiled when ``Experiment.jit_compile``."""
         model, optimizer = self.model, self.optimizer
         num_replicas = self.strategy.num_replicas_in_sync
         variables = model.trainable_variables
@@ -111,7 +112,13 @@ class Trainer:
             scaled = loss / num_replicas  # summed across replicas = the device average
             if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
                 scaled = optimizer.scale_loss(scaled)
-        grads = tape.gradient(scaled, [v.value for v in variables])
+        return loss, tape.gradient(scaled, [v.value for v in variables])
+
+    def _replica_step(self, images, labels):
+        model, optimizer = self.model, self.optimizer
+        num_replicas = self.strategy.num_replicas_in_sync
+        variables = model.trainable_variables
+        loss, grads = self._grads_fn(images, labels)
         loss_scale = (optimizer.dynamic_scale
                       if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else 1.0)
         grads = optimization.adjust_gradients(grads, variables, self.experiment.optimizer,
@@ -136,7 +143,11 @@ class Trainer:
                 self.step.assign_add(1)
             return total / tf.cast(num_steps, tf.float32), finite, images_seen
 
-        return tf.function(train_loop, jit_compile=self.experiment.jit_compile)
+        # XLA compiles the forward and backward pass only: the input iterator and the
+        # optimizer's cross-replica update cannot be compiled.
+        self._grads_fn = (tf.function(self._loss_and_grads, jit_compile=True)
+                          if self.experiment.jit_compile else self._loss_and_grads)
+        return tf.function(train_loop)
 
     def _learning_rate(self) -> float:
         opt = self.optimizer
