@@ -10,7 +10,7 @@ import dataclasses
 import json
 from typing import Any, Sequence
 
-KINDS = ("matmul", "inference", "training", "pipeline", "agreement")
+KINDS = ("matmul", "inference", "training", "pipeline", "agreement", "interleaved")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 KERAS_BASELINES = ("resnet50v2", "resnet101v2", "resnet152v2")
 FAMILY = tuple(f"resnet{d}_{v}" for d in (16, 20, 38) for v in ("a", "a1", "a2"))
@@ -24,7 +24,10 @@ class BenchConfig:
 
     Attributes:
       kind: ``"matmul"``, ``"inference"``, ``"training"``, ``"pipeline"``, or ``"agreement"``
-        (top-1 agreement of ``precision``/``fold_bn`` with float32 for the trained ``model_dir``).
+        (top-1 agreement of ``precision``/``fold_bn`` with float32 for the trained ``model_dir``),
+        or ``"interleaved"``: inference of ``model`` in float32 and ``precision``, each with Keras BN
+        and folded BN, built in one process and timed step by step in rotation, so that the
+        speed-ups are not skewed by the machine's speed drifting between subprocesses.
       model: a family member (``resnet38_a`` …), ``"segmenter"`` (ResNet38Segmenter A1, OS 8) or a
         ``keras.applications`` baseline (``resnet50v2``, ``resnet101v2``, ``resnet152v2``).
       resolution, batch_size: square input size and images per step.
@@ -68,7 +71,7 @@ class BenchConfig:
         problems = []
         if self.kind not in KINDS:
             problems.append(f"kind must be one of {KINDS}, got {self.kind!r}")
-        if self.kind in ("inference", "training") and self.model not in MODELS:
+        if self.kind in ("inference", "training", "interleaved") and self.model not in MODELS:
             problems.append(f"model must be one of {MODELS}, got {self.model!r}")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
@@ -97,6 +100,9 @@ class BenchConfig:
         """Short human-readable name of the configuration."""
         if self.kind == "matmul":
             parts = [f"matmul {self.matmul_size}", self.precision]
+        elif self.kind == "interleaved":
+            parts = [f"{self.model} inference {self.resolution}px b{self.batch_size}, interleaved "
+                     f"float32/{self.precision} × Keras/folded BN"]
         elif self.kind == "agreement":
             parts = [f"agreement {self.precision}{', folded BN' if self.fold_bn else ''} vs float32 "
                      f"({self.model_dir})"]
@@ -133,6 +139,7 @@ def _smoke() -> list[BenchConfig]:
         BenchConfig("matmul", matmul_size=256, warmup=1, iters=3),
         BenchConfig("inference", "resnet38_a", **tiny),
         BenchConfig("inference", "resnet38_a", fold_bn=True, **tiny),
+        BenchConfig("interleaved", "resnet38_a", precision="mixed_bfloat16", **tiny),
         BenchConfig("training", "resnet38_a", **tiny),
         BenchConfig("training", "resnet38_a", recompute=True, **tiny),
         BenchConfig("inference", "segmenter", **{**tiny, "resolution": 64}),
@@ -155,6 +162,8 @@ def _cpu_quick() -> list[BenchConfig]:
             if onednn:
                 out.append(BenchConfig("inference", "resnet38_a", precision=precision, onednn=onednn,
                                        fold_bn=True, **inf))
+    out.append(BenchConfig("interleaved", "resnet38_a", precision="mixed_bfloat16", onednn=True,
+                           resolution=224, batch_size=8, warmup=2, iters=8))
     for onednn in (True, False):
         out.append(BenchConfig("training", "resnet38_a", onednn=onednn, **trn))
     out.append(BenchConfig("training", "resnet38_a", precision="mixed_bfloat16", onednn=True, **trn))

@@ -6,6 +6,7 @@ Run through :mod:`keras_wideresnet.benchmark.worker` in a fresh subprocess: TF r
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import resource
 import statistics
@@ -240,6 +241,49 @@ def measure_pipeline(config: BenchConfig, rounds: int = 3) -> dict:
             "jpeg_bytes_per_pixel": mean_bytes / (375 * 500), "peak_rss_mib": _peak_rss_mib()}
 
 
+def measure_interleaved(config: BenchConfig) -> dict:
+    """Inference of float32 and ``config.precision`` models, each with Keras BN and folded BN,
+    in one process; after warm-up every round times one step of each variant in turn.
+
+    Speed-ups are the median over rounds of the per-round ratio, which cancels the machine's
+    speed drifting over minutes (other jobs on shared cores) that separate subprocesses suffer.
+    """
+    from keras_wideresnet.models import fold_batch_norm
+
+    variants: dict[str, Callable[[], object]] = {}
+    shape = (config.resolution, config.resolution, 3)
+    x = tf.random.uniform((config.batch_size, *shape), dtype=tf.float32)
+    weights = None
+    for precision in ("float32", config.precision):
+        keras.config.set_dtype_policy(precision)
+        model = build_model(dataclasses.replace(config, kind="inference", precision=precision))
+        if weights is None:
+            weights = model.get_weights()
+        model.set_weights(weights)  # the same network in every variant
+        for folded in (False, True):
+            net = fold_batch_norm(model) if folded else model
+            fn = tf.function(lambda images, net=net: net(images, training=False))
+            variants[f"{precision}{', folded BN' if folded else ''}"] = lambda fn=fn: fn(x)[..., :1]
+    keras.config.set_dtype_policy("float32")
+    for step in variants.values():
+        for _ in range(config.warmup):
+            np.asarray(step())
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(config.iters):
+        for name, step in variants.items():
+            t0 = time.perf_counter()
+            np.asarray(step())
+            times[name].append(time.perf_counter() - t0)
+    base = times["float32"]
+    return {
+        "variants": {name: {"images_per_s": config.batch_size / statistics.median(t),
+                            "step_times_s": [round(v, 5) for v in t],
+                            "speedup_vs_float32": statistics.median(b / v for b, v in zip(base, t))}
+                     for name, t in times.items()},
+        "images_per_s": config.batch_size / statistics.median(times[config.precision]),
+        "peak_rss_mib": _peak_rss_mib()}
+
+
 def measure_agreement(config: BenchConfig) -> dict:
     """Top-1 agreement of the trained ``config.model_dir`` in ``config.precision`` (BN folded if
     ``config.fold_bn``) with its float32 predictions, on the run's eval data."""
@@ -261,6 +305,8 @@ def measure(config: BenchConfig) -> dict:
         result = measure_pipeline(config)
     elif config.kind == "agreement":
         result = measure_agreement(config)
+    elif config.kind == "interleaved":
+        result = measure_interleaved(config)
     else:
         result = measure_model(config)
     result["device"] = device_info()

@@ -23,7 +23,7 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "benchmark.json").read_text())
     records = {r["label"]: r for r in data["records"]}
-    assert len(records) == 8 and all(r["status"] == "ok" for r in records.values()), records
+    assert len(records) == 9 and all(r["status"] == "ok" for r in records.values()), records
     for r in records.values():
         res = r["result"]
         assert res["device"]["tf"] and len(res["loadavg_1m"]) == 2
@@ -43,6 +43,11 @@ def test_smoke_preset_end_to_end(tmp_path):
     plain = records["resnet38_a w×0.03125, inference, 32px b2, float32"]["result"]
     assert folded["flops_per_image"] == plain["flops_per_image"] and folded["params"] < plain["params"]
     assert any(c["what"].endswith("folded BN vs Keras BN") for c in data["summary"]["comparisons"])
+    inter = next(r["result"] for label, r in records.items() if "interleaved" in label)
+    assert set(inter["variants"]) == {"float32", "float32, folded BN", "mixed_bfloat16",
+                                      "mixed_bfloat16, folded BN"}
+    assert inter["variants"]["float32"]["speedup_vs_float32"] == 1.0
+    assert all(len(v["step_times_s"]) == 2 for v in inter["variants"].values())
     md = (out / "benchmark.md").read_text()
     assert "| configuration | status | img/s" in md and "resnet50v2, inference" in md
 
