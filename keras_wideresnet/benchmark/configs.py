@@ -38,6 +38,8 @@ class BenchConfig:
       fold_bn: inference with batch norm folded (:func:`keras_wideresnet.models.fold_batch_norm`,
         what ``tools/export.py`` serves).
       model_dir: ``agreement`` only: a training run (config.gin + checkpoints).
+      framework: ``"keras"``, or ``"torch"`` for the plain PyTorch port of a family member
+        (:mod:`keras_wideresnet.benchmark.torch_peer`; inference/training, float32/bf16).
       onednn: ``TF_ENABLE_ONEDNN_OPTS`` for the subprocess: True/False, or None to inherit it
         (TF's default, on, unless the caller's environment sets it).
       width_multiplier: channel width multiplier (1.0 = the paper's widths).
@@ -66,6 +68,7 @@ class BenchConfig:
     num_records: int = 64
     jpeg_quality: int = 90
     model_dir: str | None = None
+    framework: str = "keras"
 
     def __post_init__(self):
         problems = []
@@ -79,6 +82,13 @@ class BenchConfig:
             problems.append(f"recompute is only implemented for the ResNet-38 family, not {self.model!r}")
         if self.fold_bn and self.kind not in ("inference", "agreement"):
             problems.append("fold_bn is an inference form; use it with kind='inference'")
+        if self.framework not in ("keras", "torch"):
+            problems.append(f"framework must be 'keras' or 'torch', got {self.framework!r}")
+        if self.framework == "torch" and (self.kind not in ("inference", "training") or self.model not in FAMILY
+                                          or self.precision not in ("float32", "mixed_bfloat16")
+                                          or self.fold_bn or self.recompute or self.jit_compile):
+            problems.append("the PyTorch port runs family-member inference/training in float32 or "
+                            "mixed_bfloat16, without fold_bn/recompute/jit_compile")
         if (self.kind == "agreement") != bool(self.model_dir):
             problems.append("kind='agreement' needs model_dir (a training run), and only it takes one")
         if self.model in KERAS_BASELINES and self.resolution < 32:
@@ -111,6 +121,8 @@ class BenchConfig:
         else:
             parts = [self.model if self.width_multiplier == 1 else f"{self.model} w×{self.width_multiplier:g}",
                      self.kind, f"{self.resolution}px b{self.batch_size}", self.precision]
+            if self.framework == "torch":
+                parts[0] = f"PyTorch port: {parts[0]}"
             if self.jit_compile:
                 parts.append("xla")
             if self.recompute:
@@ -140,6 +152,7 @@ def _smoke() -> list[BenchConfig]:
         BenchConfig("inference", "resnet38_a", **tiny),
         BenchConfig("inference", "resnet38_a", fold_bn=True, **tiny),
         BenchConfig("interleaved", "resnet38_a", precision="mixed_bfloat16", **tiny),
+        BenchConfig("training", "resnet38_a", framework="torch", **tiny),
         BenchConfig("training", "resnet38_a", **tiny),
         BenchConfig("training", "resnet38_a", recompute=True, **tiny),
         BenchConfig("inference", "segmenter", **{**tiny, "resolution": 64}),
@@ -162,6 +175,9 @@ def _cpu_quick() -> list[BenchConfig]:
             if onednn:
                 out.append(BenchConfig("inference", "resnet38_a", precision=precision, onednn=onednn,
                                        fold_bn=True, **inf))
+    for kind, shape in (("inference", inf), ("training", trn)):
+        for precision in ("float32", "mixed_bfloat16"):
+            out.append(BenchConfig(kind, "resnet38_a", precision=precision, framework="torch", **shape))
     out.append(BenchConfig("interleaved", "resnet38_a", precision="mixed_bfloat16", onednn=True,
                            resolution=224, batch_size=8, warmup=2, iters=8))
     for onednn in (True, False):

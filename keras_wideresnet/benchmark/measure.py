@@ -209,6 +209,32 @@ def measure_model(config: BenchConfig) -> dict:
     return result
 
 
+def measure_torch(config: BenchConfig) -> dict:
+    """The same measurement for the plain PyTorch port (:mod:`.torch_peer`), the issue's peer."""
+    from keras_wideresnet.benchmark import torch_peer
+    from keras_wideresnet.models.spec import get_spec
+
+    spec = get_spec(config.model).scaled(config.width_multiplier)
+    step, flops, params = torch_peer.make_step(
+        spec, kind=config.kind, precision=config.precision, resolution=config.resolution,
+        batch_size=config.batch_size, classes=config.classes)
+    result: dict = {"params": params, "flops_per_image": flops, "framework": torch_peer.torch.__version__,
+                    "torch_threads": torch_peer.torch.get_num_threads()}
+    memory = _memory_start()
+    times, warmup_s, cpu = _timed(step, config.warmup, config.iters)
+    result.update(_summary(times, config.batch_size, cpu))
+    result.update(_memory_end(memory))
+    result["warmup_s"] = warmup_s
+    factor = flops_lib.TRAINING_FLOPS_FACTOR if config.kind == "training" else 1
+    result["achieved_flops"] = factor * flops * result["images_per_s"]
+    if config.kind == "training":
+        loss = float(np.asarray(step()))
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"training loss is not finite ({loss}) for {config.label}")
+        result["final_loss"] = loss
+    return result
+
+
 def measure_pipeline(config: BenchConfig, rounds: int = 3) -> dict:
     """Training input pipeline vs plain parse + decode of the same JPEG records (real photographs).
 
@@ -307,6 +333,8 @@ def measure(config: BenchConfig) -> dict:
         result = measure_agreement(config)
     elif config.kind == "interleaved":
         result = measure_interleaved(config)
+    elif config.framework == "torch":
+        result = measure_torch(config)
     else:
         result = measure_model(config)
     result["device"] = device_info()

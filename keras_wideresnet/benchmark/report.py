@@ -78,6 +78,15 @@ def summarize(records: Sequence[dict]) -> dict:
         if r["onednn_env"] == "1" and (base := by_key.get(_key(c, onednn="0"))):
             comparisons.append({"what": f"{r['label']} vs oneDNN off", "speedup":
                                 res["images_per_s"] / base["result"]["images_per_s"]})
+        if c.get("framework") == "torch":
+            same = [o for o in records if o["status"] == "ok" and o["config"].get("framework") == "keras"
+                    and all(o["config"][k] == c[k] for k in ("kind", "model", "precision", "resolution",
+                                                              "batch_size", "width_multiplier", "classes"))
+                    and not any(o["config"][k] for k in ("fold_bn", "recompute", "jit_compile"))
+                    and o["onednn_env"] in ("1", "(TF default)")]
+            for o in same:
+                comparisons.append({"what": f"{o['label']} vs {r['label']}", "speedup":
+                                    o["result"]["images_per_s"] / res["images_per_s"]})
         if c["kind"] == "training" and c["model"] != "resnet38_a" and c["width_multiplier"] == 1:
             ref = by_key.get(_key(c, model="resnet38_a", onednn=r["onednn_env"], classes=c["classes"]))
             if ref:

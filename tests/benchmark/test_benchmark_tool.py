@@ -23,7 +23,7 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "benchmark.json").read_text())
     records = {r["label"]: r for r in data["records"]}
-    assert len(records) == 9 and all(r["status"] == "ok" for r in records.values()), records
+    assert len(records) == 10 and all(r["status"] == "ok" for r in records.values()), records
     for r in records.values():
         res = r["result"]
         assert res["device"]["tf"] and len(res["loadavg_1m"]) == 2
@@ -48,6 +48,11 @@ def test_smoke_preset_end_to_end(tmp_path):
                                       "mixed_bfloat16, folded BN"}
     assert inter["variants"]["float32"]["speedup_vs_float32"] == 1.0
     assert all(len(v["step_times_s"]) == 2 for v in inter["variants"].values())
+    peer = records["PyTorch port: resnet38_a w×0.03125, training, 32px b2, float32"]["result"]
+    assert peer["flops_per_image"] == train["result"]["flops_per_image"]  # the same network
+    assert peer["images_per_s"] > 0 and peer["final_loss"] > 0
+    assert any(c["what"].endswith("vs PyTorch port: resnet38_a w×0.03125, training, 32px b2, float32")
+               for c in data["summary"]["comparisons"])
     md = (out / "benchmark.md").read_text()
     assert "| configuration | status | img/s" in md and "resnet50v2, inference" in md
 
