@@ -12,7 +12,6 @@ serving_tf_example, preprocessing equal to tools/evaluate.py, and ``assets/label
 
 from __future__ import annotations
 
-
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS

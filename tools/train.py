@@ -46,9 +46,8 @@ def main(argv):
     from keras_wideresnet.training import gin_config, trainer
     from keras_wideresnet.training.distribute import get_strategy
 
-    files = FLAGS.gin_file or [os.path.join(FLAGS.model_dir, "config.gin")]
-    gin_config.parse_gin(files, FLAGS.gin_bindings, FLAGS.gin_search_paths)
-    experiment = gin_config.load_experiment()
+    experiment = gin_config.experiment_from_flags(FLAGS.gin_file, FLAGS.gin_bindings, FLAGS.model_dir,
+                                                  FLAGS.gin_search_paths)
     devices = None
     if FLAGS.strategy == "mirrored" and FLAGS.num_cpu_devices > 1:
         devices = [f"/cpu:{i}" for i in range(FLAGS.num_cpu_devices)]

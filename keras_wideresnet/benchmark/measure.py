@@ -175,7 +175,6 @@ def measure_model(config: BenchConfig) -> dict:
     if config.kind == "inference":
         fn = tf.function(lambda images: model(images, training=False), jit_compile=config.jit_compile)
         step = lambda: fn(x)[..., :1]  # noqa: E731  (a small fetch synchronises the step)
-        useful = counted.conv_dense
     else:
         out_shape = model.output_shape[1:-1]
         labels = tf.random.uniform((config.batch_size, *out_shape), maxval=config.classes, dtype=tf.int32)
@@ -194,15 +193,21 @@ def measure_model(config: BenchConfig) -> dict:
             return loss
 
         step = lambda: train_step(x, labels)  # noqa: E731
-        useful = flops_lib.TRAINING_FLOPS_FACTOR * counted.conv_dense
+    return _time_step(config, step, result)
+
+
+def _time_step(config: BenchConfig, step: Callable[[], object], result: dict) -> dict:
+    """Times ``step`` (warm-up, then ``iters`` steps) with memory and achieved FLOP/s from
+    ``result["flops_per_image"]``; a training step's loss must stay finite."""
     memory = _memory_start()
     times, warmup_s, cpu = _timed(step, config.warmup, config.iters)
     result.update(_summary(times, config.batch_size, cpu))
     result.update(_memory_end(memory))
     result["warmup_s"] = warmup_s
-    result["achieved_flops"] = useful * result["images_per_s"]
+    factor = flops_lib.TRAINING_FLOPS_FACTOR if config.kind == "training" else 1
+    result["achieved_flops"] = factor * result["flops_per_image"] * result["images_per_s"]
     if config.kind == "training":
-        loss = float(step())
+        loss = float(np.asarray(step()))
         if not np.isfinite(loss):
             raise FloatingPointError(f"training loss is not finite ({loss}) for {config.label}")
         result["final_loss"] = loss
@@ -220,19 +225,7 @@ def measure_torch(config: BenchConfig) -> dict:
         batch_size=config.batch_size, classes=config.classes)
     result: dict = {"params": params, "flops_per_image": flops, "framework": torch_peer.torch.__version__,
                     "torch_threads": torch_peer.torch.get_num_threads()}
-    memory = _memory_start()
-    times, warmup_s, cpu = _timed(step, config.warmup, config.iters)
-    result.update(_summary(times, config.batch_size, cpu))
-    result.update(_memory_end(memory))
-    result["warmup_s"] = warmup_s
-    factor = flops_lib.TRAINING_FLOPS_FACTOR if config.kind == "training" else 1
-    result["achieved_flops"] = factor * flops * result["images_per_s"]
-    if config.kind == "training":
-        loss = float(np.asarray(step()))
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"training loss is not finite ({loss}) for {config.label}")
-        result["final_loss"] = loss
-    return result
+    return _time_step(config, step, result)
 
 
 def measure_pipeline(config: BenchConfig, rounds: int = 3) -> dict:

@@ -14,13 +14,13 @@ from keras_wideresnet.data import augment, reader
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def _train_image(encoded, seeds, image_size: int, area_range: tuple[float, float] = (0.08, 1.0)):
-    """Per image: fused decode + Inception crop (``seeds[0]``), bilinear resize, and the mean
-    colour used by the contrast jitter (paper spec §3.1)."""
+def _train_image(encoded, seeds, image_size: int, area_range: tuple[float, float], colour: bool):
+    """Per image: fused decode + Inception crop (``seeds[0]``), bilinear resize, and (with colour
+    augmentation) the mean colour the contrast jitter needs (paper spec §3.1)."""
     image = augment.decode_and_crop(
         encoded, lambda shape: augment.inception_crop_window(shape, seeds[0], area_range))
     image = tf.image.resize(image, [image_size, image_size], method="bilinear")
-    return image, tf.reduce_mean(image, axis=[0, 1])
+    return image, tf.reduce_mean(image, axis=[0, 1]) if colour else tf.zeros([3])
 
 
 @tf.function(jit_compile=True)
@@ -115,7 +115,8 @@ def classification_dataset(
             in_range = tf.logical_and(label >= 0, label < num_classes)
             tf.debugging.Assert(in_range, ["label outside [0, num_classes) in record", element["name"], label])
         if is_training:
-            image, mean = _train_image(element["encoded"], element_seeds, image_size, crop_area_range)
+            image, mean = _train_image(element["encoded"], element_seeds, image_size, crop_area_range,
+                                       augment)
             return tf.ensure_shape(image, [image_size, image_size, 3]), label, element_seeds, mean
         image = eval_image(element["encoded"], image_size, resize_shorter)
         return tf.ensure_shape(image, [image_size, image_size, 3]), label

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import keras
+import numpy as np
 from keras import ops
 
 # BN constants of ademxapp (`util/symbol/symbol.py`, commit 2ee50bd): eps 1.001e-5, MXNet
@@ -59,8 +60,6 @@ class ChannelAffine(keras.layers.Layer):
 
 def bn_as_affine(bn: keras.layers.BatchNormalization):
     """(scale, offset) float32 NumPy vectors equal to ``bn`` in inference mode."""
-    import numpy as np
-
     gamma = np.asarray(bn.gamma.numpy() if bn.scale else 1.0, np.float64)
     beta = np.asarray(bn.beta.numpy() if bn.center else 0.0, np.float64)
     mean = np.asarray(bn.moving_mean.numpy(), np.float64)
@@ -146,7 +145,7 @@ class PreActResidualUnit(keras.layers.Layer):
       kernel_initializer: Conv kernel initializer; ademxapp uses N(0, sqrt(2 / fan_in)).
       fold_bn: Inference form with BN folded (built by :func:`keras_wideresnet.models.fold_batch_norm`,
         not by hand): the entry BN is a :class:`ChannelAffine` and every later BN is folded into
-        the conv before it, which gets a bias (so Conv+BiasAdd+ReLU fuse into one kernel).
+        the conv before it, which gets a bias.
     """
 
     def __init__(self, unit_id: str, unit_type: str, filters: Sequence[int], strides: int = 1,
@@ -234,16 +233,15 @@ class PreActResidualUnit(keras.layers.Layer):
         if self.shortcut_conv is not None:
             self.shortcut_conv.build((None, None, None, shape[-1]))
 
-    def _subsample(self, x):
+    def _subsample(self, x, stride: int):
         """A strided 1×1 conv equals a stride-1 1×1 conv of ``x[:, ::s, ::s]`` (same output
         size for odd and even inputs). TF 2.21's oneDNN backprop-filter kernel corrupts the heap
-        on strided 1×1 convs with few input channels (README "Known issues"), and this form
-        is never slower."""
-        return x[:, ::self.strides, ::self.strides, :] if self.strides > 1 else x
+        on strided 1×1 convs with few input channels (README "Known issues")."""
+        return x[:, ::stride, ::stride, :] if stride > 1 else x
 
-    def _conv(self, conv, kernel, dilation, x):
+    def _conv(self, conv, kernel, stride, dilation, x):
         if kernel == 1:
-            return conv(self._subsample(x)) if conv is self._convs[0][1] else conv(x)
+            return conv(self._subsample(x, stride))
         pad = conv_padding(kernel, dilation)
         if pad and conv.padding == "valid":  # strided: MXNet pads symmetrically, TF "same" not
             x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
@@ -253,7 +251,7 @@ class PreActResidualUnit(keras.layers.Layer):
         shortcut = x
         h = x
         last = len(self._convs) - 1
-        for i, (bn, conv, kernel, _, dil) in enumerate(self._convs):
+        for i, (bn, conv, kernel, stride, dil) in enumerate(self._convs):
             if bn is None:
                 h = ops.relu(h)
             elif self.fold_bn:
@@ -261,10 +259,10 @@ class PreActResidualUnit(keras.layers.Layer):
             else:
                 h = ops.relu(bn(h, training=training))
             if i == 0 and self.shortcut_conv is not None:
-                shortcut = self.shortcut_conv(self._subsample(h))  # shared pre-activation (§1.1)
+                shortcut = self.shortcut_conv(self._subsample(h, stride))  # shared pre-activation (§1.1)
             if i == last and self.dropout_layer is not None:
                 h = self.dropout_layer(h, training=training)
-            h = self._conv(conv, kernel, dil, h)
+            h = self._conv(conv, kernel, stride, dil, h)
         gate = self._path_gate.variable if self._path_gate is not None else None
         return gated_residual_sum(shortcut, h, gate)
 

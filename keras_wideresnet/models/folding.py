@@ -3,8 +3,7 @@
 In inference every BN is a per-channel affine map. In a pre-activation unit (paper spec §1.1)
 
 * the BN *after* a branch conv (``bn{u}_branch2b1``, ``bn{u}_branch2b2``) folds into that conv:
-  kernel × scale, plus a bias = offset, and TF's remapper then fuses Conv2D + BiasAdd + ReLU into
-  one oneDNN kernel;
+  kernel × scale, plus a bias = offset;
 * the unit's entry BN (``bn{u}_branch2a``, after the previous residual sum) and ``bn7`` cannot fold
   into a conv (the sum and the shortcut sit in between): they become :class:`ChannelAffine`, one
   multiply-add in the compute dtype instead of Keras BN's float32 round trip.
@@ -18,7 +17,6 @@ from __future__ import annotations
 import copy
 
 import keras
-import numpy as np
 
 from keras_wideresnet.layers.residual_units import ChannelAffine, PreActResidualUnit, bn_as_affine
 
@@ -32,8 +30,7 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     Raises:
       ValueError: ``model`` is not a functional model, or a BN sits where it cannot be folded.
     """
-    if not hasattr(model, "_operations") or not isinstance(model, keras.Model) \
-            or type(model).__name__ != "Functional":
+    if type(model).__name__ != "Functional":
         raise ValueError(
             f"fold_batch_norm needs a functional model such as applications.ResNet38(); got "
             f"{type(model).__name__}. Build the model through keras_wideresnet.applications.")
@@ -79,11 +76,3 @@ def _fold_unit(source: PreActResidualUnit, target: PreActResidualUnit) -> None:
     if source.shortcut_conv is not None:
         target.shortcut_conv.set_weights(source.shortcut_conv.get_weights())
 
-
-def max_abs_difference(a: keras.Model, b: keras.Model, inputs: np.ndarray) -> float:
-    """Largest absolute difference of two models' outputs on ``inputs`` (inference mode)."""
-    out_a = keras.tree.flatten(a(inputs, training=False))
-    out_b = keras.tree.flatten(b(inputs, training=False))
-    return max(float(np.max(np.abs(keras.ops.convert_to_numpy(x).astype("float64")
-                                   - keras.ops.convert_to_numpy(y).astype("float64"))))
-               for x, y in zip(out_a, out_b))

@@ -94,9 +94,9 @@ def parse_gin(files: Sequence[str] = (), bindings: Sequence[str] = (),
     """
     register_configurables()
     gin.clear_config()
-    for path in list(search_paths) + default_search_paths():
-        gin.add_config_file_search_path(path)
     paths = list(search_paths) + default_search_paths()
+    for path in paths:
+        gin.add_config_file_search_path(path)
     for f in files:
         # Resolve against the search paths ourselves (gin logs a spurious error otherwise).
         found = [os.path.join(p, f) for p in paths if os.path.exists(os.path.join(p, f))]
@@ -132,9 +132,10 @@ def resolve_gin_files(files: Sequence[str], model_dir: str | None) -> list[str]:
 
 
 def experiment_from_flags(gin_files: Sequence[str], gin_bindings: Sequence[str],
-                          model_dir: str | None) -> experiment_lib.Experiment:
+                          model_dir: str | None,
+                          search_paths: Sequence[str] = ()) -> experiment_lib.Experiment:
     """The tools' common start: gin files (or ``model_dir/config.gin``) → :class:`Experiment`."""
-    parse_gin(resolve_gin_files(gin_files, model_dir), gin_bindings)
+    parse_gin(resolve_gin_files(gin_files, model_dir), gin_bindings, search_paths)
     return load_experiment()
 
 
