@@ -62,7 +62,8 @@ def _gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def _timed(step: Callable[[], object], warmup: int, iters: int) -> tuple[list[float], float, list[float]]:
+def _timed(step: Callable[[], object], warmup: int, iters: int,
+           after_warmup: Callable[[], object] | None = None) -> tuple[list[float], float, list[float]]:
     """Per-step wall times (each step synchronised by fetching its result), warm-up seconds, and
     per-step CPU seconds of this process (all threads): with other load on the machine, CPU
     seconds per step stay comparable where wall times do not."""
@@ -70,6 +71,8 @@ def _timed(step: Callable[[], object], warmup: int, iters: int) -> tuple[list[fl
     for _ in range(warmup):
         np.asarray(step())
     warmup_s = time.perf_counter() - start
+    if after_warmup is not None:
+        after_warmup()
     times, cpu = [], []
     for _ in range(iters):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -99,18 +102,37 @@ def build_model(config: BenchConfig) -> keras.Model:
                                    classifier_activation=None, recompute=config.recompute)
 
 
+def _allocator_device() -> str | None:
+    """The device whose TF allocator keeps statistics: the GPU, or the CPU when the worker runs
+    with ``TF_CPU_ALLOCATOR_USE_BFC=true`` (see :func:`.runner.worker_env`)."""
+    device = "GPU:0" if _gpu() else "CPU:0"
+    try:
+        tf.config.experimental.get_memory_info(device)
+    except (ValueError, tf.errors.OpError):
+        return None
+    return device
+
+
 def _memory_start() -> dict:
-    if _gpu():
-        tf.config.experimental.reset_memory_stats("GPU:0")
-        return {"gpu_current_mib": tf.config.experimental.get_memory_info("GPU:0")["current"] / 2**20}
-    return {"rss_before_mib": _rss_mib()}
+    return {} if _gpu() else {"rss_before_mib": _rss_mib()}
+
+
+def _reset_allocator_peak(out: dict) -> None:
+    """After the warm-up steps (tracing, oneDNN primitive creation), so the allocator's peak is
+    the steady-state step's; RSS keeps the process's lifetime peak."""
+    if device := _allocator_device():
+        tf.config.experimental.reset_memory_stats(device)
+        out["alloc_before_mib"] = tf.config.experimental.get_memory_info(device)["current"] / 2**20
 
 
 def _memory_end(start: dict) -> dict:
     out = dict(start)
     out["peak_rss_mib"] = _peak_rss_mib()
+    if "alloc_before_mib" in start and (device := _allocator_device()):
+        out["alloc_peak_mib"] = tf.config.experimental.get_memory_info(device)["peak"] / 2**20
+        out["alloc_source"] = f"tf.config.experimental.get_memory_info({device!r})"
     if _gpu():
-        out["peak_mib"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+        out["peak_mib"] = out.get("alloc_peak_mib")  # None for PyTorch rows
         out["peak_source"] = "tf.config.experimental.get_memory_info('GPU:0')['peak']"
     else:
         out["peak_mib"] = out["peak_rss_mib"]
@@ -200,7 +222,9 @@ def _time_step(config: BenchConfig, step: Callable[[], object], result: dict) ->
     """Times ``step`` (warm-up, then ``iters`` steps) with memory and achieved FLOP/s from
     ``result["flops_per_image"]``; a training step's loss must stay finite."""
     memory = _memory_start()
-    times, warmup_s, cpu = _timed(step, config.warmup, config.iters)
+    tf_allocator = config.framework != "torch"  # PyTorch's tensors bypass TF's allocator
+    times, warmup_s, cpu = _timed(step, config.warmup, config.iters,
+                                  after_warmup=(lambda: _reset_allocator_peak(memory)) if tf_allocator else None)
     result.update(_summary(times, config.batch_size, cpu))
     result.update(_memory_end(memory))
     result["warmup_s"] = warmup_s

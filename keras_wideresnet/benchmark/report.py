@@ -103,7 +103,11 @@ def summarize(records: Sequence[dict]) -> dict:
 
 
 def _working(result: dict) -> float | None:
-    """Memory the steps added: GPU peak, or peak RSS minus the RSS before the first step (CPU)."""
+    """Memory the steps took: the TF allocator's peak minus what it held before the first step
+    (weights, optimizer slots, inputs), where it keeps statistics (GPU; CPU with the BFC
+    allocator); else peak RSS minus the RSS before the first step."""
+    if "alloc_peak_mib" in result and "alloc_before_mib" in result:
+        return result["alloc_peak_mib"] - result["alloc_before_mib"]
     if "rss_before_mib" in result:
         return result["peak_mib"] - result["rss_before_mib"]
     return result.get("peak_mib")
@@ -169,8 +173,10 @@ def format_markdown(records: Sequence[dict], summary: dict, title: str = "Benchm
     lines += ["", "GFLOP/img: Conv2D/Dense 2×MACs of one forward pass, counted from the layers' real shapes; "
               "training achieved FLOP/s use 3× that per image. \"of peak\": achieved / peak matmul of the same "
               "precision (and oneDNN setting) measured in this run. Peak memory: GPU allocator peak, or the "
-              "benchmark process's peak RSS on CPU (TF runtime and weights included); steps' memory = peak − "
-              "RSS before the first step. Peak matmul = best timed step; model rows use the median step. "
+              "benchmark process's peak RSS on CPU (TF runtime and weights included). Steps' memory: the TF "
+              "allocator's peak during the steps minus what it held before the first step (weights, optimizer "
+              "slots, inputs), i.e. activations, gradients and workspace (CPU: BFC allocator; without allocator "
+              "statistics, peak RSS − RSS before the first step). Peak matmul = best timed step; model rows use the median step. "
               "CPU util = process CPU seconds / (wall seconds × cores) per step: well below 1 means other "
               "load on the machine took the cores."]
     return "\n".join(lines) + "\n"

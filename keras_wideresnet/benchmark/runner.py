@@ -30,6 +30,8 @@ def worker_env(config: BenchConfig, base: dict | None = None) -> dict:
     env = dict(os.environ if base is None else base)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("LIBC_FATAL_STDERR_", "1")  # glibc abort messages go to stderr, not the tty
+    # TF's BFC allocator on CPU keeps the same peak statistics as on GPU (get_memory_info).
+    env.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_REPO_ROOT, env.get("PYTHONPATH")) if p)
     onednn = config.onednn
     if onednn is not None:

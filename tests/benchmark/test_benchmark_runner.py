@@ -76,3 +76,11 @@ def test_summary_fraction_of_peak_and_speedups():
     assert summary["crashes"] == [{"label": "x", "reason": "SIGABRT: double free"}]
     md = report.format_markdown(records, summary)
     assert "| 0.90 |" in md and "**crashed**: SIGABRT: double free" in md
+
+
+def test_steps_memory_prefers_the_allocator():
+    alloc = {"peak_mib": 3000.0, "rss_before_mib": 2000.0, "alloc_peak_mib": 1500.0, "alloc_before_mib": 900.0}
+    assert report._working(alloc) == pytest.approx(600.0)
+    assert report._working({"peak_mib": 3000.0, "rss_before_mib": 2000.0}) == pytest.approx(1000.0)
+    assert report._working({"peak_mib": 700.0}) == pytest.approx(700.0)
+    assert runner.worker_env(configs.BenchConfig("matmul"), {})["TF_CPU_ALLOCATOR_USE_BFC"] == "true"

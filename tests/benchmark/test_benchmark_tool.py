@@ -34,6 +34,8 @@ def test_smoke_preset_end_to_end(tmp_path):
     train = records["resnet38_a w×0.03125, training, 32px b2, float32"]
     assert train["onednn_env"] == os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(TF default)")  # inherited
     assert train["result"]["final_loss"] > 0
+    # Steps' memory from TF's CPU allocator (BFC, set by the runner), after the warm-up steps.
+    assert train["result"]["alloc_peak_mib"] > train["result"]["alloc_before_mib"] > 0
     pipe = records["pipeline 32px b4, JPEG q90"]["result"]
     assert pipe["images_per_s"] > 0 and pipe["decode_images_per_s"] > 0
     assert len(pipe["rounds"]["pipeline"]) == len(pipe["rounds"]["decode"]) == 3
@@ -51,6 +53,7 @@ def test_smoke_preset_end_to_end(tmp_path):
     peer = records["PyTorch port: resnet38_a w×0.03125, training, 32px b2, float32"]["result"]
     assert peer["flops_per_image"] == train["result"]["flops_per_image"]  # the same network
     assert peer["images_per_s"] > 0 and peer["final_loss"] > 0
+    assert "alloc_peak_mib" not in peer  # PyTorch bypasses TF's allocator: RSS only
     assert any(c["what"].endswith("vs PyTorch port: resnet38_a w×0.03125, training, 32px b2, float32")
                for c in data["summary"]["comparisons"])
     md = (out / "benchmark.md").read_text()
