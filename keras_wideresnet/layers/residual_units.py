@@ -46,7 +46,9 @@ class ChannelAffine(keras.layers.Layer):
     two vectors (:func:`keras_wideresnet.models.fold_batch_norm`).
 
     Keras' BatchNormalization upcasts bf16/fp16 inputs to float32 and back, four memory-bound
-    passes per BN; this is one fused multiply-add in the compute dtype.
+    passes per BN. Here the scale is a 1×1 depthwise convolution and the offset its bias: on TF
+    with oneDNN, grappler fuses depthwise conv + bias (+ the unit's ReLU) into one kernel, one
+    pass instead of three (3.5× faster than multiply, add, ReLU in bf16; issue #8).
     """
 
     def build(self, input_shape):
@@ -55,7 +57,9 @@ class ChannelAffine(keras.layers.Layer):
         self.offset = self.add_weight(shape=(channels,), initializer="zeros", name="offset")
 
     def call(self, inputs, training=None, mask=None):  # BN's signature: a drop-in replacement
-        return inputs * ops.cast(self.scale, inputs.dtype) + ops.cast(self.offset, inputs.dtype)
+        scale = ops.reshape(ops.cast(self.scale, inputs.dtype), (1, 1, -1, 1))
+        return ops.depthwise_conv(inputs, scale, strides=1, padding="valid") \
+            + ops.cast(self.offset, inputs.dtype)
 
 
 def bn_as_affine(bn: keras.layers.BatchNormalization):
