@@ -42,6 +42,9 @@ flags.DEFINE_string("agreement_model_dir", None,
                     "mixed_bfloat16 and folded-BN forms with float32 on its eval data.")
 flags.DEFINE_boolean("list", False, "Print the configurations and exit.")
 flags.DEFINE_float("timeout_s", 900, "Per-configuration timeout in seconds.")
+flags.DEFINE_integer("rounds", 1, "Run the whole list this many times in rotation; the report shows "
+                     "each configuration's median round and takes speed-ups per round (robust to a "
+                     "host whose speed drifts).")
 flags.DEFINE_float("max_minutes", None, "Stop starting configurations after this many minutes.")
 # --preset=custom
 flags.DEFINE_list("models", ["resnet38_a"], f"custom: models, from {', '.join(configs_lib.MODELS)}.")
@@ -100,6 +103,8 @@ def main(argv):
         for c in configs:
             print(c.label)
         return
+    if FLAGS.rounds < 1:
+        raise app.UsageError(f"--rounds must be at least 1; got {FLAGS.rounds}")
     if not FLAGS.output_dir:
         raise app.UsageError("--output_dir is required (where benchmark.md and benchmark.json go).")
     records: list[dict] = []
@@ -111,7 +116,7 @@ def main(argv):
 
     runner.run_configs(configs, timeout_s=FLAGS.timeout_s,
                        max_total_s=FLAGS.max_minutes * 60 if FLAGS.max_minutes else None,
-                       on_record=on_record, log=logging.info)
+                       on_record=on_record, log=logging.info, rounds=FLAGS.rounds)
     summary = report.write_report(records, FLAGS.output_dir, title)
     logging.info("Wrote %s", os.path.join(FLAGS.output_dir, "benchmark.md"))
     print(report.format_markdown(records, summary, title))

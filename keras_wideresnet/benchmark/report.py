@@ -2,11 +2,55 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 import os
 import platform
+import statistics
 from typing import Sequence
+
+
+def merge_rounds(records: Sequence[dict]) -> list[dict]:
+    """One record per configuration when ``--rounds`` ran the list several times in rotation.
+
+    The merged record is the round with the median img/s (matmul: the best peak), with every
+    round's img/s in run order as ``round_images_per_s`` so speed-ups can be taken per round
+    (:func:`speedup`): configurations of one round ran minutes apart, and this host's speed
+    drifts by 2× over longer spans.
+    """
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(r["label"], []).append(r)
+    merged = []
+    for rounds in groups.values():
+        ok = [r for r in rounds if r["status"] == "ok"]
+        if len(rounds) == 1 or not ok:
+            merged.append(rounds[-1])
+            continue
+        if rounds[0]["config"]["kind"] == "matmul":
+            pick = max(ok, key=lambda r: r["result"].get("peak_flops") or 0.0)
+        else:
+            ordered = sorted(ok, key=lambda r: r["result"].get("images_per_s") or 0.0)
+            pick = ordered[(len(ordered) - 1) // 2]
+        record = copy.deepcopy(pick)
+        record["rounds"] = len(rounds)
+        record["result"]["round_images_per_s"] = [
+            r["result"].get("images_per_s") if r["status"] == "ok" else None for r in rounds]
+        failed = [f"round {i + 1}: {r['status']} {r.get('reason', '')}".strip()
+                  for i, r in enumerate(rounds) if r["status"] != "ok"]
+        if failed:
+            record["round_failures"] = failed
+        merged.append(record)
+    return merged
+
+
+def speedup(result: dict, base: dict) -> float:
+    """img/s ratio; with rounds on both sides, the median of the per-round ratios."""
+    a, b = result.get("round_images_per_s"), base.get("round_images_per_s")
+    if a and b and len(a) == len(b) and all(a) and all(b):
+        return statistics.median(x / y for x, y in zip(a, b))
+    return result["images_per_s"] / base["images_per_s"]
 
 
 def _peaks(records: Sequence[dict]) -> dict[tuple[str, str], float]:
@@ -57,27 +101,27 @@ def summarize(records: Sequence[dict]) -> dict:
 
         if c["precision"] != "float32" and (base := other(precision="float32")):
             comparisons.append({"what": f"{r['label']} vs float32", "speedup":
-                                res["images_per_s"] / base["result"]["images_per_s"]})
+                                speedup(res, base["result"])})
         if c.get("fold_bn"):
             if base := other(fold_bn=False):
                 comparisons.append({"what": f"{r['label']} vs Keras BN", "speedup":
-                                    res["images_per_s"] / base["result"]["images_per_s"]})
+                                    speedup(res, base["result"])})
             if c["precision"] != "float32" and (base := other(fold_bn=False, precision="float32")):
                 comparisons.append({"what": f"{r['label']} vs float32 with Keras BN", "speedup":
-                                    res["images_per_s"] / base["result"]["images_per_s"]})
+                                    speedup(res, base["result"])})
         if c["jit_compile"] and (base := other(jit_compile=False)):
             comparisons.append({"what": f"{r['label']} vs no XLA", "speedup":
-                                res["images_per_s"] / base["result"]["images_per_s"]})
+                                speedup(res, base["result"])})
         if c["recompute"] and (base := other(recompute=False)):
             comparisons.append({
                 "what": f"{r['label']} vs no recompute",
-                "speedup": res["images_per_s"] / base["result"]["images_per_s"],
+                "speedup": speedup(res, base["result"]),
                 "peak_memory_ratio": res["peak_mib"] / base["result"]["peak_mib"],
                 "working_memory_ratio": _working(res) / _working(base["result"])
                 if _working(res) is not None and _working(base["result"]) else None})
         if r["onednn_env"] == "1" and (base := by_key.get(_key(c, onednn="0"))):
             comparisons.append({"what": f"{r['label']} vs oneDNN off", "speedup":
-                                res["images_per_s"] / base["result"]["images_per_s"]})
+                                speedup(res, base["result"])})
         if c.get("framework") == "torch":
             same = [o for o in records if o["status"] == "ok" and o["config"].get("framework") == "keras"
                     and all(o["config"][k] == c[k] for k in ("kind", "model", "precision", "resolution",
@@ -86,7 +130,7 @@ def summarize(records: Sequence[dict]) -> dict:
                     and o["onednn_env"] in ("1", "(TF default)")]
             for o in same:
                 comparisons.append({"what": f"{o['label']} vs {r['label']}", "speedup":
-                                    o["result"]["images_per_s"] / res["images_per_s"]})
+                                    speedup(o["result"], res)})
         if c["kind"] == "training" and c["model"] != "resnet38_a" and c["width_multiplier"] == 1:
             ref = by_key.get(_key(c, model="resnet38_a", onednn=r["onednn_env"], classes=c["classes"]))
             if ref:
@@ -157,6 +201,9 @@ def format_markdown(records: Sequence[dict], summary: dict, title: str = "Benchm
         if r["config"]["kind"] == "pipeline" and res:
             status += (f" (plain decode {res['decode_images_per_s']:.0f} img/s; ratio "
                        f"{res['pipeline_vs_decode']:.2f}; {res.get('jpeg_bytes_per_pixel', 0):.2f} B/px)")
+        if r.get("rounds") and res.get("round_images_per_s") and any(res["round_images_per_s"]):
+            status += f" (median of {r['rounds']} rounds: " + "/".join(
+                _fmt(v) for v in res["round_images_per_s"]) + " img/s)"
         gflop = res.get("flops_per_image")
         lines.append("| " + " | ".join([
             r["label"], status, _fmt(res.get("images_per_s")), _fmt(res.get("best_images_per_s")),
@@ -185,9 +232,13 @@ def format_markdown(records: Sequence[dict], summary: dict, title: str = "Benchm
 def write_report(records: Sequence[dict], output_dir: str, title: str = "Benchmark") -> dict:
     """Writes ``benchmark.json`` and ``benchmark.md`` under ``output_dir``; returns the summary."""
     os.makedirs(output_dir, exist_ok=True)
-    summary = summarize(records)
+    merged = merge_rounds(records)
+    summary = summarize(merged)
+    report = {"machine": machine_info(merged), "records": merged, "summary": summary}
+    if len(merged) < len(records):
+        report["round_records"] = list(records)
     with open(os.path.join(output_dir, "benchmark.json"), "w") as f:
-        json.dump({"machine": machine_info(records), "records": list(records), "summary": summary}, f, indent=1)
+        json.dump(report, f, indent=1)
     with open(os.path.join(output_dir, "benchmark.md"), "w") as f:
-        f.write(format_markdown(records, summary, title))
+        f.write(format_markdown(merged, summary, title))
     return summary

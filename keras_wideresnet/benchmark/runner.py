@@ -93,29 +93,35 @@ def run_config(config: BenchConfig, timeout_s: float = 900.0) -> dict:
 
 def run_configs(configs: Sequence[BenchConfig], *, timeout_s: float = 900.0, max_total_s: float | None = None,
                 on_record: Callable[[dict], None] | None = None,
-                log: Callable[[str], None] = print) -> list[dict]:
-    """Runs ``configs`` one after another (one process at a time).
+                log: Callable[[str], None] = print, rounds: int = 1) -> list[dict]:
+    """Runs ``configs`` one after another (one process at a time), ``rounds`` times in rotation.
 
-    Configurations left when ``max_total_s`` has passed are recorded as ``skipped``, so a budgeted
-    run (e.g. on a lent GPU) still writes a complete report. ``on_record`` sees each record as it
-    arrives (the tool rewrites its report after every configuration).
+    Rotation (all configurations, then all again) keeps the rounds of two configurations close in
+    time, so :func:`.report.merge_rounds` can take speed-ups per round. Configurations left when
+    ``max_total_s`` has passed are recorded as ``skipped``, so a budgeted run (e.g. on a lent GPU)
+    still writes a complete report. ``on_record`` sees each record as it arrives (the tool rewrites
+    its report after every configuration).
     """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1; got {rounds}")
     records: list[dict] = []
     start = time.perf_counter()
-    for i, config in enumerate(configs):
+    total = len(configs) * rounds
+    for n, config in enumerate(list(configs) * rounds):
+        step = f"[{n + 1}/{total}]" + (f" round {n // len(configs) + 1}" if rounds > 1 else "")
         elapsed = time.perf_counter() - start
         if max_total_s is not None and elapsed > max_total_s:
             record = {"label": config.label, "config": json.loads(config.to_json()), "status": "skipped",
                       "reason": f"time budget of {max_total_s:.0f} s used up"}
         else:
             budget = timeout_s if max_total_s is None else max(30.0, min(timeout_s, max_total_s - elapsed + 30))
-            log(f"[{i + 1}/{len(configs)}] {config.label} (load {os.getloadavg()[0]:.2f}) ...")
+            log(f"{step} {config.label} (load {os.getloadavg()[0]:.2f}) ...")
             record = run_config(config, timeout_s=budget)
             result = record.get("result", {})
             detail = (f"{result['images_per_s']:.3g} img/s" if "images_per_s" in result else
                       f"{result['achieved_flops'] / 1e9:.1f} GFLOP/s" if "achieved_flops" in result else
                       record.get("reason", ""))
-            log(f"[{i + 1}/{len(configs)}] {record['status']} in {record['wall_s']:.0f} s: {detail}")
+            log(f"{step} {record['status']} in {record['wall_s']:.0f} s: {detail}")
         records.append(record)
         if on_record is not None:
             on_record(record)

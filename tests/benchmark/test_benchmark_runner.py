@@ -84,3 +84,40 @@ def test_steps_memory_prefers_the_allocator():
     assert report._working({"peak_mib": 3000.0, "rss_before_mib": 2000.0}) == pytest.approx(1000.0)
     assert report._working({"peak_mib": 700.0}) == pytest.approx(700.0)
     assert runner.worker_env(configs.BenchConfig("matmul"), {})["TF_CPU_ALLOCATOR_USE_BFC"] == "true"
+
+
+def test_rounds_merge_to_the_median_round_and_speedups_pair_rounds():
+    def rec(kind, precision, ips, **extra):
+        return _record(kind, precision, images_per_s=ips, achieved_flops=ips * 45e9, flops_per_image=45e9,
+                       **extra)
+
+    # Round 2 ran in a fast window for bf16 only: per-round ratios see 3, 3 and 3; medians see 9/3.
+    raw = [_record("matmul", achieved_flops=80e9, peak_flops=100e9),
+           rec("inference", "float32", 2.0), rec("inference", "mixed_bfloat16", 6.0),
+           _record("matmul", achieved_flops=80e9, peak_flops=120e9),
+           rec("inference", "float32", 3.0), rec("inference", "mixed_bfloat16", 9.0),
+           _record("matmul", achieved_flops=80e9, peak_flops=90e9),
+           rec("inference", "float32", 1.0), rec("inference", "mixed_bfloat16", 3.0)]
+    merged = report.merge_rounds(raw)
+    assert [r["label"] for r in merged] == [raw[0]["label"], raw[1]["label"], raw[2]["label"]]
+    assert merged[0]["result"]["peak_flops"] == 120e9  # matmul: the best round
+    assert merged[1]["result"]["images_per_s"] == 2.0 and merged[1]["rounds"] == 3
+    assert merged[1]["result"]["round_images_per_s"] == [2.0, 3.0, 1.0]
+    assert merged[2]["result"]["images_per_s"] == 6.0
+    assert raw[1]["result"] is not merged[1]["result"]  # the raw rounds stay as measured
+    assert report.speedup(merged[2]["result"], merged[1]["result"]) == pytest.approx(3.0)
+    summary = report.summarize(merged)
+    speedups = {c["what"]: c["speedup"] for c in summary["comparisons"]}
+    assert speedups[raw[2]["label"] + " vs float32"] == pytest.approx(3.0)
+    md = report.format_markdown(merged, summary)
+    assert "median of 3 rounds: 2/3/1 img/s" in md
+
+    # A failed round is reported, the others still merge; a single round is left as it is.
+    failed = dict(rec("inference", "float32", 0.0), status="crashed", reason="SIGSEGV")
+    del failed["result"]
+    merged = report.merge_rounds([rec("inference", "float32", 2.0), failed])
+    assert merged[0]["result"]["round_images_per_s"] == [2.0, None]
+    assert merged[0]["round_failures"] == ["round 2: crashed SIGSEGV"]
+    assert report.merge_rounds(raw[:3]) == raw[:3]
+    with pytest.raises(ValueError, match="rounds"):
+        runner.run_configs([], rounds=0)

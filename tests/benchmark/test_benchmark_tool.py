@@ -72,6 +72,7 @@ def test_smoke_preset_end_to_end(tmp_path):
     (["--preset=custom", "--models=resnet99", "--output_dir=x"], "model must be one of"),
     (["--preset=smoke"], "--output_dir is required"),
     (["--preset=custom", "--onednn=maybe", "--output_dir=x"], "--onednn accepts"),
+    (["--preset=smoke", "--rounds=0", "--output_dir=x"], "--rounds must be at least 1"),
 ])
 def test_usage_errors_are_clear(args, message):
     proc = _run(*args, timeout=120)
