@@ -37,6 +37,8 @@ class BenchConfig:
       recompute: activation recomputation in every residual unit (family and segmenter only).
       fold_bn: inference with batch norm folded (:func:`keras_wideresnet.models.fold_batch_norm`,
         what ``tools/export.py`` serves).
+      keras_sgd: training with Keras' own SGD instead of the default ``FusedSGD``
+        (:mod:`keras_wideresnet.training.optimization`), to measure what the fused update saves.
       model_dir: ``agreement`` only: a training run (config.gin + checkpoints).
       framework: ``"keras"``, or ``"torch"`` for the plain PyTorch port of a family member
         (:mod:`keras_wideresnet.benchmark.torch_peer`; inference/training, float32/bf16).
@@ -59,6 +61,7 @@ class BenchConfig:
     jit_compile: bool = False
     recompute: bool = False
     fold_bn: bool = False
+    keras_sgd: bool = False
     onednn: bool | None = None
     width_multiplier: float = 1.0
     warmup: int = 2
@@ -82,6 +85,9 @@ class BenchConfig:
             problems.append(f"recompute is only implemented for the ResNet-38 family, not {self.model!r}")
         if self.fold_bn and self.kind not in ("inference", "agreement"):
             problems.append("fold_bn is an inference form; use it with kind='inference'")
+        if self.keras_sgd and (self.kind != "training" or self.framework != "keras"):
+            problems.append("keras_sgd selects the optimizer of a Keras training step; use it with "
+                            "kind='training'")
         if self.framework not in ("keras", "torch"):
             problems.append(f"framework must be 'keras' or 'torch', got {self.framework!r}")
         if self.framework == "torch" and (self.kind not in ("inference", "training") or self.model not in FAMILY
@@ -129,6 +135,8 @@ class BenchConfig:
                 parts.append("recompute")
             if self.fold_bn:
                 parts.append("folded BN")
+            if self.keras_sgd:
+                parts.append("Keras SGD")
         if self.onednn is not None:
             parts.append(f"oneDNN {'on' if self.onednn else 'off'}")
         return ", ".join(parts)
@@ -155,6 +163,7 @@ def _smoke() -> list[BenchConfig]:
         BenchConfig("training", "resnet38_a", framework="torch", **tiny),
         BenchConfig("training", "resnet38_a", **tiny),
         BenchConfig("training", "resnet38_a", recompute=True, **tiny),
+        BenchConfig("training", "resnet38_a", keras_sgd=True, **tiny),
         BenchConfig("inference", "segmenter", **{**tiny, "resolution": 64}),
         BenchConfig("inference", "resnet50v2", resolution=32, batch_size=2, warmup=1, iters=2, classes=10),
         BenchConfig("pipeline", resolution=32, batch_size=4, num_records=8, warmup=1, iters=4),
@@ -184,6 +193,7 @@ def _cpu_quick() -> list[BenchConfig]:
         out.append(BenchConfig("training", "resnet38_a", onednn=onednn, **trn))
     out.append(BenchConfig("training", "resnet38_a", precision="mixed_bfloat16", onednn=True, **trn))
     out.append(BenchConfig("training", "resnet38_a", recompute=True, onednn=True, **trn))
+    out.append(BenchConfig("training", "resnet38_a", keras_sgd=True, onednn=True, **trn))
     for model in KERAS_BASELINES:
         out.append(BenchConfig("inference", model, onednn=True, **inf))
     for model in KERAS_BASELINES:

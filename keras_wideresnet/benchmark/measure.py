@@ -200,8 +200,14 @@ def measure_model(config: BenchConfig) -> dict:
     else:
         out_shape = model.output_shape[1:-1]
         labels = tf.random.uniform((config.batch_size, *out_shape), maxval=config.classes, dtype=tf.int32)
-        optimizer = build_optimizer(OptimizerConfig(schedule="constant", learning_rate=0.01), 1000,
-                                    mixed_precision=config.precision)
+        opt_config = OptimizerConfig(schedule="constant", learning_rate=0.01)
+        if config.keras_sgd:  # the same update, unfused (what FusedSGD replaces)
+            optimizer = keras.optimizers.SGD(opt_config.learning_rate, momentum=opt_config.momentum,
+                                             nesterov=opt_config.nesterov)
+            if config.precision == "mixed_float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        else:
+            optimizer = build_optimizer(opt_config, 1000, mixed_precision=config.precision)
         variables = model.trainable_variables
         optimizer.build(variables)
 

@@ -119,6 +119,13 @@ def summarize(records: Sequence[dict]) -> dict:
                 "peak_memory_ratio": res["peak_mib"] / base["result"]["peak_mib"],
                 "working_memory_ratio": _working(res) / _working(base["result"])
                 if _working(res) is not None and _working(base["result"]) else None})
+        if c.get("keras_sgd") and (base := other(keras_sgd=False)):
+            comparisons.append({
+                "what": f"{r['label']} vs FusedSGD",
+                "speedup": speedup(res, base["result"]),
+                "peak_memory_ratio": res["peak_mib"] / base["result"]["peak_mib"],
+                "working_memory_ratio": _working(res) / _working(base["result"])
+                if _working(res) is not None and _working(base["result"]) else None})
         if r["onednn_env"] == "1" and (base := by_key.get(_key(c, onednn="0"))):
             comparisons.append({"what": f"{r['label']} vs oneDNN off", "speedup":
                                 speedup(res, base["result"])})
@@ -126,7 +133,7 @@ def summarize(records: Sequence[dict]) -> dict:
             same = [o for o in records if o["status"] == "ok" and o["config"].get("framework") == "keras"
                     and all(o["config"][k] == c[k] for k in ("kind", "model", "precision", "resolution",
                                                               "batch_size", "width_multiplier", "classes"))
-                    and not any(o["config"][k] for k in ("fold_bn", "recompute", "jit_compile"))
+                    and not any(o["config"].get(k) for k in ("fold_bn", "recompute", "jit_compile", "keras_sgd"))
                     and o["onednn_env"] in ("1", "(TF default)")]
             for o in same:
                 comparisons.append({"what": f"{o['label']} vs {r['label']}", "speedup":

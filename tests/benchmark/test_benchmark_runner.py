@@ -22,6 +22,9 @@ def test_bad_configs_name_the_field():
         configs.BenchConfig("training", "resnet50v2", recompute=True)
     with pytest.raises(ValueError, match="Unknown BenchConfig fields"):
         configs.BenchConfig.from_dict({"kind": "matmul", "size": 3})
+    with pytest.raises(ValueError, match="keras_sgd selects the optimizer"):
+        configs.BenchConfig("inference", keras_sgd=True)
+    assert configs.BenchConfig("training", keras_sgd=True).label.endswith(", Keras SGD")
 
 
 def test_grid_skips_unsupported_recompute():
