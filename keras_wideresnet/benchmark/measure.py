@@ -122,15 +122,15 @@ def _reset_allocator_peak(out: dict) -> None:
     the steady-state step's; RSS keeps the process's lifetime peak."""
     if device := _allocator_device():
         tf.config.experimental.reset_memory_stats(device)
+        out["alloc_device"] = device
         out["alloc_before_mib"] = tf.config.experimental.get_memory_info(device)["current"] / 2**20
 
 
 def _memory_end(start: dict) -> dict:
     out = dict(start)
     out["peak_rss_mib"] = _peak_rss_mib()
-    if "alloc_before_mib" in start and (device := _allocator_device()):
+    if device := start.get("alloc_device"):
         out["alloc_peak_mib"] = tf.config.experimental.get_memory_info(device)["peak"] / 2**20
-        out["alloc_source"] = f"tf.config.experimental.get_memory_info({device!r})"
     if _gpu():
         out["peak_mib"] = out.get("alloc_peak_mib")  # None for PyTorch rows
         out["peak_source"] = "tf.config.experimental.get_memory_info('GPU:0')['peak']"
@@ -200,14 +200,8 @@ def measure_model(config: BenchConfig) -> dict:
     else:
         out_shape = model.output_shape[1:-1]
         labels = tf.random.uniform((config.batch_size, *out_shape), maxval=config.classes, dtype=tf.int32)
-        opt_config = OptimizerConfig(schedule="constant", learning_rate=0.01)
-        if config.keras_sgd:  # the same update, unfused (what FusedSGD replaces)
-            optimizer = keras.optimizers.SGD(opt_config.learning_rate, momentum=opt_config.momentum,
-                                             nesterov=opt_config.nesterov)
-            if config.precision == "mixed_float16":
-                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        else:
-            optimizer = build_optimizer(opt_config, 1000, mixed_precision=config.precision)
+        optimizer = build_optimizer(OptimizerConfig(schedule="constant", learning_rate=0.01), 1000,
+                                    mixed_precision=config.precision, fused=not config.keras_sgd)
         variables = model.trainable_variables
         optimizer.build(variables)
 

@@ -113,19 +113,11 @@ def summarize(records: Sequence[dict]) -> dict:
             comparisons.append({"what": f"{r['label']} vs no XLA", "speedup":
                                 speedup(res, base["result"])})
         if c["recompute"] and (base := other(recompute=False)):
-            comparisons.append({
-                "what": f"{r['label']} vs no recompute",
-                "speedup": speedup(res, base["result"]),
-                "peak_memory_ratio": res["peak_mib"] / base["result"]["peak_mib"],
-                "working_memory_ratio": _working(res) / _working(base["result"])
-                if _working(res) is not None and _working(base["result"]) else None})
+            comparisons.append({"what": f"{r['label']} vs no recompute", "speedup": speedup(res, base["result"]),
+                                **_memory_ratios(res, base["result"])})
         if c.get("keras_sgd") and (base := other(keras_sgd=False)):
-            comparisons.append({
-                "what": f"{r['label']} vs FusedSGD",
-                "speedup": speedup(res, base["result"]),
-                "peak_memory_ratio": res["peak_mib"] / base["result"]["peak_mib"],
-                "working_memory_ratio": _working(res) / _working(base["result"])
-                if _working(res) is not None and _working(base["result"]) else None})
+            comparisons.append({"what": f"{r['label']} vs FusedSGD", "speedup": speedup(res, base["result"]),
+                                **_memory_ratios(res, base["result"])})
         if r["onednn_env"] == "1" and (base := by_key.get(_key(c, onednn="0"))):
             comparisons.append({"what": f"{r['label']} vs oneDNN off", "speedup":
                                 speedup(res, base["result"])})
@@ -143,14 +135,20 @@ def summarize(records: Sequence[dict]) -> dict:
             if ref:
                 comparisons.append({"what": f"peak training memory {c['model']} / resnet38_a "
                                             f"({c['resolution']}px b{c['batch_size']}, {c['precision']})",
-                                    "peak_memory_ratio": res["peak_mib"] / ref["result"]["peak_mib"],
-                                    "working_memory_ratio": _working(res) / _working(ref["result"])
-                                    if _working(res) is not None and _working(ref["result"]) else None})
+                                    **_memory_ratios(res, ref["result"])})
     pipelines = [r["result"] for r in records if r["config"]["kind"] == "pipeline" and r["status"] == "ok"]
     return {"peaks": {f"{p} (oneDNN {o})": v for (p, o), v in peaks.items()},
             "comparisons": comparisons, "pipelines": pipelines,
             "crashes": [{"label": r["label"], "reason": r.get("reason", "")}
                         for r in records if r["status"] == "crashed"]}
+
+
+def _memory_ratios(result: dict, base: dict) -> dict:
+    """Peak-memory and steps'-memory ratios of ``result`` to ``base``."""
+    working, base_working = _working(result), _working(base)
+    return {"peak_memory_ratio": result["peak_mib"] / base["peak_mib"],
+            "working_memory_ratio": working / base_working
+            if working is not None and base_working else None}
 
 
 def _working(result: dict) -> float | None:

@@ -61,6 +61,7 @@ def test_smoke_preset_end_to_end(tmp_path):
                for c in data["summary"]["comparisons"])
     md = (out / "benchmark.md").read_text()
     assert "| configuration | status | img/s" in md and "resnet50v2, inference" in md
+    assert md.strip() in proc.stdout  # the tool prints the report it wrote
 
     # The FLOPs in the report are the layer count of the same model built here.
     from keras_wideresnet.applications import ResNet38

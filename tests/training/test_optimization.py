@@ -105,3 +105,14 @@ def test_fused_sgd_under_mirrored_strategy():
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "MIRRORED OK" in proc.stdout
+
+
+def test_build_optimizer_fused_by_default():
+    from keras_wideresnet.training.experiment import OptimizerConfig
+    from keras_wideresnet.training.optimization import build_optimizer
+
+    config = OptimizerConfig(schedule="constant", learning_rate=0.1)
+    assert isinstance(build_optimizer(config, 10), FusedSGD)
+    assert type(build_optimizer(config, 10, fused=False)) is keras.optimizers.SGD
+    wrapped = build_optimizer(config, 10, mixed_precision="mixed_float16", fused=False)
+    assert type(wrapped.inner_optimizer) is keras.optimizers.SGD
