@@ -3,7 +3,8 @@
 * Resume is implicit: the newest checkpoint in ``model_dir`` is restored (step, model,
   optimizer and hence the schedule); otherwise ``init_checkpoint`` is loaded.
 * Checkpoints every ``checkpoint_interval`` steps keep the last ``max_to_keep``; a non-finite
-  loss stops training with an error and leaves the last good checkpoint in place.
+  loss, weight or momentum stops training with an error and leaves the last good checkpoint in
+  place.
 * Summaries go to ``model_dir/train`` and ``model_dir/validation`` (TensorBoard).
 """
 
@@ -141,6 +142,9 @@ class Trainer:
                 total += loss
                 images_seen += count
                 self.step.assign_add(1)
+            # A finite loss can still come with an update that overflowed the weights or the
+            # momentum; such a state must not be checkpointed as "good".
+            finite = tf.logical_and(finite, self._state_is_finite())
             return total / tf.cast(num_steps, tf.float32), finite, images_seen
 
         # XLA compiles the forward and backward pass only: the input iterator and the
@@ -148,6 +152,12 @@ class Trainer:
         self._grads_fn = (tf.function(self._loss_and_grads, jit_compile=True)
                           if self.experiment.jit_compile else self._loss_and_grads)
         return tf.function(train_loop)
+
+    def _state_is_finite(self):
+        """Whether every float weight (BN statistics included) and optimizer slot is finite."""
+        state = [v for v in [*self.model.weights, *self.optimizer.variables]
+                 if keras.backend.is_float_dtype(v.dtype)]
+        return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v.value)) for v in state]))
 
     def _learning_rate(self) -> float:
         opt = self.optimizer
@@ -183,8 +193,8 @@ class Trainer:
             loss = float(loss.numpy())
             if not bool(finite.numpy()):
                 raise NonFiniteLossError(
-                    f"Loss became NaN/Inf between steps {step} and {step + n}. The last good "
-                    f"checkpoint ({self.manager.latest_checkpoint}) is kept; lower the learning "
+                    f"Loss or weights became NaN/Inf between steps {step} and {step + n}. The last "
+                    f"good checkpoint ({self.manager.latest_checkpoint}) is kept; lower the learning "
                     "rate, enable loss scaling (mixed_float16) or check the labels, then re-run "
                     "the same command to resume.")
             seconds = time.time() - t0

@@ -3,12 +3,14 @@ NaN stop, and the clear errors for bad gin, missing data and incompatible checkp
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -170,9 +172,17 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, quickstart_dir)
     exp = _experiment("quickstart/digits.gin", TINY_CLS + [
         "Experiment.train_steps = 8", "OptimizerConfig.learning_rate = 1e30",
         "OptimizerConfig.warmup_steps = 0"], quickstart_dir)
-    with pytest.raises(trainer.NonFiniteLossError, match="last good checkpoint"):
+    with pytest.raises(trainer.NonFiniteLossError, match="last good checkpoint") as err:
         trainer.run(exp, str(tmp_path), "train")
-    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+    # The checkpoint kept is the one from before the failing loop, and it is good.
+    latest = tf.train.latest_checkpoint(str(tmp_path))
+    first_bad = re.search(r"between steps (\d+) and", str(err.value)).group(1)
+    assert latest.endswith(f"ckpt-{first_bad}") and f"({latest})" in str(err.value)
+    reader = tf.train.load_checkpoint(latest)
+    for name in reader.get_variable_to_shape_map():
+        value = reader.get_tensor(name)
+        if np.issubdtype(np.asarray(value).dtype, np.floating):
+            assert np.isfinite(value).all(), name
 
 
 def test_bad_gin_binding_names_the_binding(quickstart_dir):
