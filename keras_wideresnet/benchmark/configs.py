@@ -39,6 +39,9 @@ class BenchConfig:
         what ``tools/export.py`` serves).
       keras_sgd: training with Keras' own SGD instead of the default ``FusedSGD``
         (:mod:`keras_wideresnet.training.optimization`), to measure what the fused update saves.
+      keras_bn: training with Keras' own BatchNormalization instead of TF's fused kernel
+        (:mod:`keras_wideresnet.training.fused_batch_norm`, the trainer's default), to measure
+        what the fused kernel saves.
       model_dir: ``agreement`` only: a training run (config.gin + checkpoints).
       framework: ``"keras"``, or ``"torch"`` for the plain PyTorch port of a family member
         (:mod:`keras_wideresnet.benchmark.torch_peer`; inference/training, float32/bf16).
@@ -62,6 +65,7 @@ class BenchConfig:
     recompute: bool = False
     fold_bn: bool = False
     keras_sgd: bool = False
+    keras_bn: bool = False
     onednn: bool | None = None
     width_multiplier: float = 1.0
     warmup: int = 2
@@ -85,9 +89,10 @@ class BenchConfig:
             problems.append(f"recompute is only implemented for the ResNet-38 family, not {self.model!r}")
         if self.fold_bn and self.kind not in ("inference", "agreement"):
             problems.append("fold_bn is an inference form; use it with kind='inference'")
-        if self.keras_sgd and (self.kind != "training" or self.framework != "keras"):
-            problems.append("keras_sgd selects the optimizer of a Keras training step; use it with "
-                            "kind='training'")
+        for flag, what in (("keras_sgd", "the optimizer"), ("keras_bn", "the BN kernel")):
+            if getattr(self, flag) and (self.kind != "training" or self.framework != "keras"):
+                problems.append(f"{flag} selects {what} of a Keras training step; use it with "
+                                "kind='training'")
         if self.framework not in ("keras", "torch"):
             problems.append(f"framework must be 'keras' or 'torch', got {self.framework!r}")
         if self.framework == "torch" and (self.kind not in ("inference", "training") or self.model not in FAMILY
@@ -137,6 +142,8 @@ class BenchConfig:
                 parts.append("folded BN")
             if self.keras_sgd:
                 parts.append("Keras SGD")
+            if self.keras_bn:
+                parts.append("Keras BN")
         if self.onednn is not None:
             parts.append(f"oneDNN {'on' if self.onednn else 'off'}")
         return ", ".join(parts)
@@ -164,6 +171,7 @@ def _smoke() -> list[BenchConfig]:
         BenchConfig("training", "resnet38_a", **tiny),
         BenchConfig("training", "resnet38_a", recompute=True, **tiny),
         BenchConfig("training", "resnet38_a", keras_sgd=True, **tiny),
+        BenchConfig("training", "resnet38_a", keras_bn=True, **tiny),
         BenchConfig("inference", "segmenter", **{**tiny, "resolution": 64}),
         BenchConfig("inference", "resnet50v2", resolution=32, batch_size=2, warmup=1, iters=2, classes=10),
         BenchConfig("pipeline", resolution=32, batch_size=4, num_records=8, warmup=1, iters=4),
@@ -192,6 +200,9 @@ def _cpu_quick() -> list[BenchConfig]:
     for onednn in (True, False):
         out.append(BenchConfig("training", "resnet38_a", onednn=onednn, **trn))
     out.append(BenchConfig("training", "resnet38_a", precision="mixed_bfloat16", onednn=True, **trn))
+    for precision in ("float32", "mixed_bfloat16"):
+        out.append(BenchConfig("training", "resnet38_a", precision=precision, keras_bn=True, onednn=True,
+                               **trn))
     out.append(BenchConfig("training", "resnet38_a", recompute=True, onednn=True, **trn))
     out.append(BenchConfig("training", "resnet38_a", keras_sgd=True, onednn=True, **trn))
     for model in KERAS_BASELINES:

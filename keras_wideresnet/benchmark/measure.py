@@ -179,6 +179,7 @@ def _loss_fn(logits, labels):
 def measure_model(config: BenchConfig) -> dict:
     """Inference or training-step throughput, peak memory and counted FLOPs of one model."""
     from keras_wideresnet.training.experiment import OptimizerConfig
+    from keras_wideresnet.training.fused_batch_norm import use_fused_batch_norm
     from keras_wideresnet.training.optimization import build_optimizer
 
     keras.config.set_dtype_policy(config.precision)
@@ -202,6 +203,8 @@ def measure_model(config: BenchConfig) -> dict:
         labels = tf.random.uniform((config.batch_size, *out_shape), maxval=config.classes, dtype=tf.int32)
         optimizer = build_optimizer(OptimizerConfig(schedule="constant", learning_rate=0.01), 1000,
                                     mixed_precision=config.precision, fused=not config.keras_sgd)
+        if not config.keras_bn:
+            use_fused_batch_norm(model)  # as the trainer does
         variables = model.trainable_variables
         optimizer.build(variables)
 

@@ -112,12 +112,11 @@ def summarize(records: Sequence[dict]) -> dict:
         if c["jit_compile"] and (base := other(jit_compile=False)):
             comparisons.append({"what": f"{r['label']} vs no XLA", "speedup":
                                 speedup(res, base["result"])})
-        if c["recompute"] and (base := other(recompute=False)):
-            comparisons.append({"what": f"{r['label']} vs no recompute", "speedup": speedup(res, base["result"]),
-                                **_memory_ratios(res, base["result"])})
-        if c.get("keras_sgd") and (base := other(keras_sgd=False)):
-            comparisons.append({"what": f"{r['label']} vs FusedSGD", "speedup": speedup(res, base["result"]),
-                                **_memory_ratios(res, base["result"])})
+        for flag, baseline in (("recompute", "no recompute"), ("keras_sgd", "FusedSGD"),
+                               ("keras_bn", "fused BN")):
+            if c.get(flag) and (base := other(**{flag: False})):
+                comparisons.append({"what": f"{r['label']} vs {baseline}", "speedup": speedup(res, base["result"]),
+                                    **_memory_ratios(res, base["result"])})
         if r["onednn_env"] == "1" and (base := by_key.get(_key(c, onednn="0"))):
             comparisons.append({"what": f"{r['label']} vs oneDNN off", "speedup":
                                 speedup(res, base["result"])})
@@ -125,7 +124,8 @@ def summarize(records: Sequence[dict]) -> dict:
             same = [o for o in records if o["status"] == "ok" and o["config"].get("framework") == "keras"
                     and all(o["config"][k] == c[k] for k in ("kind", "model", "precision", "resolution",
                                                               "batch_size", "width_multiplier", "classes"))
-                    and not any(o["config"].get(k) for k in ("fold_bn", "recompute", "jit_compile", "keras_sgd"))
+                    and not any(o["config"].get(k) for k in ("fold_bn", "recompute", "jit_compile", "keras_sgd",
+                                                              "keras_bn"))
                     and o["onednn_env"] in ("1", "(TF default)")]
             for o in same:
                 comparisons.append({"what": f"{o['label']} vs {r['label']}", "speedup":

@@ -108,6 +108,10 @@ class Experiment:
       seed: Global seed (``keras.utils.set_random_seed``).
       jit_compile: XLA for the forward and backward pass of the train step (off by default:
         about 3x slower on CPU, where XLA does not use oneDNN; worth trying on GPU).
+      fused_batch_norm: Train BN with TF's fused kernel
+        (:func:`keras_wideresnet.training.fused_batch_norm.use_fused_batch_norm`): the same
+        results as Keras' BN, 1.14-1.23x faster ResNet-38 steps in bf16 on CPU. Synchronized
+        and frozen-statistics BN always keep Keras' path.
       path_analysis_interval: Every N steps, measure gradient magnitude by path length and
         effective depth (paper spec §4) on one fixed training batch and log it to TensorBoard
         (``model_dir/path_analysis``) and JSON. ``None`` disables it.
@@ -140,6 +144,7 @@ class Experiment:
     mixed_precision: str | None = None
     seed: int | None = None
     jit_compile: bool = False
+    fused_batch_norm: bool = True
     path_analysis_interval: int | None = None
     path_analysis_samples_per_k: int = 8
 

@@ -26,6 +26,7 @@ from keras_wideresnet.evaluation import evaluator
 from keras_wideresnet.training import losses, optimization
 from keras_wideresnet.training.distribute import is_chief
 from keras_wideresnet.training.experiment import Experiment, checkpoint_name, restore_model
+from keras_wideresnet.training.fused_batch_norm import use_fused_batch_norm
 
 
 class NonFiniteLossError(RuntimeError):
@@ -56,6 +57,9 @@ class Trainer:
         set_precision_policy(experiment.mixed_precision)
         with self.strategy.scope():
             self.model = experiment.build_model()
+            if experiment.fused_batch_norm:
+                logging.info("Training %d BN layers with TF's fused kernel.",
+                             use_fused_batch_norm(self.model))
             self.optimizer = optimization.build_optimizer(
                 experiment.optimizer, experiment.train_steps, experiment.mixed_precision)
             # Keras 3 creates slots lazily; build them before the tf.function loop

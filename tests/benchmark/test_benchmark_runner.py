@@ -25,6 +25,9 @@ def test_bad_configs_name_the_field():
     with pytest.raises(ValueError, match="keras_sgd selects the optimizer"):
         configs.BenchConfig("inference", keras_sgd=True)
     assert configs.BenchConfig("training", keras_sgd=True).label.endswith(", Keras SGD")
+    with pytest.raises(ValueError, match="keras_bn selects the BN kernel"):
+        configs.BenchConfig("training", keras_bn=True, framework="torch")
+    assert configs.BenchConfig("training", keras_bn=True).label.endswith(", Keras BN")
 
 
 def test_grid_skips_unsupported_recompute():

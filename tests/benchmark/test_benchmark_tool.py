@@ -23,7 +23,7 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "benchmark.json").read_text())
     records = {r["label"]: r for r in data["records"]}
-    assert len(records) == 11 and all(r["status"] == "ok" for r in records.values()), records
+    assert len(records) == 12 and all(r["status"] == "ok" for r in records.values()), records
     for r in records.values():
         res = r["result"]
         assert res["device"]["tf"] and len(res["loadavg_1m"]) == 2
@@ -44,6 +44,10 @@ def test_smoke_preset_end_to_end(tmp_path):
     unfused = records["resnet38_a w×0.03125, training, 32px b2, float32, Keras SGD"]["result"]
     assert unfused["final_loss"] > 0 and unfused["alloc_peak_mib"] > 0
     assert any(c["what"].endswith("Keras SGD vs FusedSGD") for c in data["summary"]["comparisons"])
+    keras_bn = records["resnet38_a w×0.03125, training, 32px b2, float32, Keras BN"]["result"]
+    assert keras_bn["final_loss"] > 0 and keras_bn["flops_per_image"] == train["result"]["flops_per_image"]
+    assert any(c["what"].endswith("Keras BN vs fused BN") and c["speedup"] > 0
+               for c in data["summary"]["comparisons"])
     folded = records["resnet38_a w×0.03125, inference, 32px b2, float32, folded BN"]["result"]
     plain = records["resnet38_a w×0.03125, inference, 32px b2, float32"]["result"]
     assert folded["flops_per_image"] == plain["flops_per_image"] and folded["params"] < plain["params"]

@@ -1,0 +1,150 @@
+"""TF's fused BN kernel against Keras' BatchNormalization (issue #8): same outputs, gradients and
+moving statistics; only plain training-mode BN is switched; nothing about the model changes."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from keras_wideresnet import applications
+from keras_wideresnet.layers import BN_EPSILON, BN_MOMENTUM, FrozenStatsBatchNormalization
+from keras_wideresnet.models.spec import get_spec
+from keras_wideresnet.training.fused_batch_norm import use_fused_batch_norm
+
+
+@pytest.fixture
+def policy(request):
+    keras.config.set_dtype_policy(request.param)
+    yield request.param
+    keras.config.set_dtype_policy("float32")
+
+
+def _bn_pair(channels: int):
+    rng = np.random.default_rng(1)
+    layers = []
+    for _ in range(2):
+        bn = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM)
+        bn.build((None, None, None, channels))
+        layers.append(bn)
+    weights = [rng.uniform(0.5, 2.0, channels), rng.normal(size=channels),
+               rng.normal(size=channels), rng.uniform(0.5, 2.0, channels)]
+    for bn in layers:
+        bn.set_weights([w.astype("float32") for w in weights])
+    assert use_fused_batch_norm(layers[1]) == 1
+    return layers
+
+
+def _train_call(bn, x, upstream, compiled):
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = bn(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * upstream)
+        return [y, *tape.gradient(loss, [x, bn.gamma.value, bn.beta.value])]
+
+    fn = tf.function(step) if compiled else step
+    out = fn(x)
+    return [np.asarray(tf.cast(t, tf.float32)) for t in out] + [bn.moving_mean.numpy(),
+                                                               bn.moving_variance.numpy()]
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("policy,tol", [("float32", 2e-5), ("mixed_bfloat16", 2e-2)],
+                         indirect=["policy"])
+def test_fused_training_matches_keras(policy, tol, compiled):
+    keras_bn, fused_bn = _bn_pair(6)
+    rng = np.random.default_rng(2)
+    # Off-centre inputs: a wrong variance formula or mean would show.
+    x = tf.cast(rng.normal(3.0, 2.0, size=(3, 5, 4, 6)).astype("float32"), keras_bn.compute_dtype)
+    upstream = tf.constant(rng.normal(size=(3, 5, 4, 6)).astype("float32"))
+    ref = _train_call(keras_bn, x, upstream, compiled)
+    got = _train_call(fused_bn, x, upstream, compiled)
+    names = ["output", "d input", "d gamma", "d beta", "moving mean", "moving variance"]
+    for name, a, b in zip(names, got, ref):
+        scale = max(1.0, float(np.abs(b).max()))
+        np.testing.assert_allclose(a, b, atol=tol * scale, err_msg=name)
+    # The moving statistics carry float32 batch statistics in either precision.
+    np.testing.assert_allclose(got[4], ref[4], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[5], ref[5], rtol=1e-5, atol=1e-6)
+    assert got[0].dtype == ref[0].dtype
+
+
+def test_inference_and_frozen_layers_use_keras_path():
+    keras_bn, fused_bn = _bn_pair(4)
+    x = tf.random.normal((2, 3, 3, 4), 1.0, 2.0, seed=3)
+    np.testing.assert_array_equal(fused_bn(x, training=False), keras_bn(x, training=False))
+    fused_bn.trainable = False  # bn_mode="frozen": moving statistics, nothing updates
+    before = fused_bn.moving_mean.numpy()
+    np.testing.assert_array_equal(fused_bn(x, training=True), keras_bn(x, training=False))
+    np.testing.assert_array_equal(fused_bn.moving_mean.numpy(), before)
+
+
+def test_only_plain_training_bn_is_switched():
+    def make(cls=keras.layers.BatchNormalization, **kwargs):
+        bn = cls(epsilon=kwargs.pop("epsilon", BN_EPSILON), **kwargs)
+        bn.build((None, 4, 4, 3))
+        return bn
+
+    assert use_fused_batch_norm(make()) == 1
+    for layer in (make(synchronized=True), make(renorm=True), make(epsilon=1e-6),
+                  make(FrozenStatsBatchNormalization), make(axis=1)):
+        assert use_fused_batch_norm(layer) == 0, layer.get_config()
+
+
+def _tiny(**kwargs):
+    spec = get_spec("resnet38_a").scaled(1 / 16)
+    return applications.WideResNet(spec, input_shape=(64, 64, 3), classes=5,
+                                   classifier_activation=None, **kwargs)
+
+
+def _loss_and_grads(model, x, labels):
+    with tf.GradientTape() as tape:
+        logits = model(x, training=True)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    return float(loss), [np.asarray(g, np.float64) for g in grads]
+
+
+def _relative_errors(grads, truth):
+    return np.array([np.abs(g - t).max() / np.abs(t).max() for g, t in zip(grads, truth)])
+
+
+@pytest.mark.parametrize("recompute", [False, True])
+def test_model_training_step_against_float64(tmp_path, recompute):
+    """A whole model's training step, against Keras' BN in float64 as the truth. The fused
+    kernel is the more accurate float32 BN: Keras' unfused gradient loses digits to
+    cancellation in the deep stages, where the batch statistics cover few pixels."""
+    keras.utils.set_random_seed(0)
+    keras_bn = _tiny(recompute=recompute)
+    fused = _tiny(recompute=recompute)
+    fused.set_weights(keras_bn.get_weights())
+    n_bn = sum(isinstance(layer, keras.layers.BatchNormalization) for layer in fused._flatten_layers())
+    assert use_fused_batch_norm(fused) == n_bn == 37
+    assert use_fused_batch_norm(fused) == n_bn  # idempotent
+    keras.config.set_dtype_policy("float64")
+    try:
+        truth = _tiny(recompute=recompute)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    truth.set_weights(keras_bn.get_weights())
+
+    x = tf.random.uniform((4, 64, 64, 3), seed=4)
+    labels = tf.constant([0, 1, 2, 3])
+    true_loss, true_grads = _loss_and_grads(truth, tf.cast(x, tf.float64), labels)
+    _, keras_grads = _loss_and_grads(keras_bn, x, labels)
+    loss, grads = _loss_and_grads(fused, x, labels)
+    assert loss == pytest.approx(true_loss, rel=1e-5)
+    fused_err, keras_err = _relative_errors(grads, true_grads), _relative_errors(keras_grads, true_grads)
+    assert np.median(fused_err) < 0.01 and fused_err.max() < 0.05, fused_err
+    assert np.median(fused_err) <= np.median(keras_err)
+    for a, b in zip(fused.non_trainable_weights, truth.non_trainable_weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)
+
+    # Class, config and the saved model are Keras' own: a reload runs Keras' BN.
+    assert fused.get_config() == keras_bn.get_config()
+    path = str(tmp_path / "m.keras")
+    fused.save(path)
+    loaded = keras.models.load_model(path)
+    bn = loaded.get_layer("bn7")
+    assert type(bn) is keras.layers.BatchNormalization and "call" not in vars(bn)
+    np.testing.assert_allclose(loaded(x, training=False), fused(x, training=False), atol=1e-5)
