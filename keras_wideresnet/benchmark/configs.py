@@ -10,7 +10,7 @@ import dataclasses
 import json
 from typing import Any, Sequence
 
-KINDS = ("matmul", "inference", "training", "pipeline", "agreement", "interleaved")
+KINDS = ("matmul", "inference", "training", "pipeline", "agreement", "interleaved", "interleaved_bn")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 KERAS_BASELINES = ("resnet50v2", "resnet101v2", "resnet152v2")
 FAMILY = tuple(f"resnet{d}_{v}" for d in (16, 20, 38) for v in ("a", "a1", "a2"))
@@ -27,7 +27,9 @@ class BenchConfig:
         (top-1 agreement of ``precision``/``fold_bn`` with float32 for the trained ``model_dir``),
         or ``"interleaved"``: inference of ``model`` in float32 and ``precision``, each with Keras BN
         and folded BN, built in one process and timed step by step in rotation, so that the
-        speed-ups are not skewed by the machine's speed drifting between subprocesses.
+        speed-ups are not skewed by the machine's speed drifting between subprocesses;
+        ``"interleaved_bn"``: training steps of ``model`` in ``precision`` with TF's fused BN and
+        with Keras' BN, likewise in one process and in rotation.
       model: a family member (``resnet38_a`` …), ``"segmenter"`` (ResNet38Segmenter A1, OS 8) or a
         ``keras.applications`` baseline (``resnet50v2``, ``resnet101v2``, ``resnet152v2``).
       resolution, batch_size: square input size and images per step.
@@ -81,7 +83,7 @@ class BenchConfig:
         problems = []
         if self.kind not in KINDS:
             problems.append(f"kind must be one of {KINDS}, got {self.kind!r}")
-        if self.kind in ("inference", "training", "interleaved") and self.model not in MODELS:
+        if self.kind in ("inference", "training", "interleaved", "interleaved_bn") and self.model not in MODELS:
             problems.append(f"model must be one of {MODELS}, got {self.model!r}")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
@@ -124,6 +126,9 @@ class BenchConfig:
         elif self.kind == "interleaved":
             parts = [f"{self.model} inference {self.resolution}px b{self.batch_size}, interleaved "
                      f"float32/{self.precision} × Keras/folded BN"]
+        elif self.kind == "interleaved_bn":
+            parts = [f"{self.model} training {self.resolution}px b{self.batch_size}, {self.precision}, "
+                     "interleaved Keras/fused BN"]
         elif self.kind == "agreement":
             parts = [f"agreement {self.precision}{', folded BN' if self.fold_bn else ''} vs float32 "
                      f"({self.model_dir})"]
@@ -167,6 +172,7 @@ def _smoke() -> list[BenchConfig]:
         BenchConfig("inference", "resnet38_a", **tiny),
         BenchConfig("inference", "resnet38_a", fold_bn=True, **tiny),
         BenchConfig("interleaved", "resnet38_a", precision="mixed_bfloat16", **tiny),
+        BenchConfig("interleaved_bn", "resnet38_a", precision="mixed_bfloat16", **tiny),
         BenchConfig("training", "resnet38_a", framework="torch", **tiny),
         BenchConfig("training", "resnet38_a", **tiny),
         BenchConfig("training", "resnet38_a", recompute=True, **tiny),
@@ -197,6 +203,9 @@ def _cpu_quick() -> list[BenchConfig]:
             out.append(BenchConfig(kind, "resnet38_a", precision=precision, framework="torch", **shape))
     out.append(BenchConfig("interleaved", "resnet38_a", precision="mixed_bfloat16", onednn=True,
                            resolution=224, batch_size=8, warmup=2, iters=8))
+    for precision in ("float32", "mixed_bfloat16"):
+        out.append(BenchConfig("interleaved_bn", "resnet38_a", precision=precision, onednn=True,
+                               resolution=224, batch_size=4, warmup=2, iters=8))
     for onednn in (True, False):
         out.append(BenchConfig("training", "resnet38_a", onednn=onednn, **trn))
     out.append(BenchConfig("training", "resnet38_a", precision="mixed_bfloat16", onednn=True, **trn))

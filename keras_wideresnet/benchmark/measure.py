@@ -178,10 +178,6 @@ def _loss_fn(logits, labels):
 
 def measure_model(config: BenchConfig) -> dict:
     """Inference or training-step throughput, peak memory and counted FLOPs of one model."""
-    from keras_wideresnet.training.experiment import OptimizerConfig
-    from keras_wideresnet.training.fused_batch_norm import use_fused_batch_norm
-    from keras_wideresnet.training.optimization import build_optimizer
-
     keras.config.set_dtype_policy(config.precision)
     t0 = time.perf_counter()
     model = build_model(config)
@@ -199,26 +195,37 @@ def measure_model(config: BenchConfig) -> dict:
         fn = tf.function(lambda images: model(images, training=False), jit_compile=config.jit_compile)
         step = lambda: fn(x)[..., :1]  # noqa: E731  (a small fetch synchronises the step)
     else:
-        out_shape = model.output_shape[1:-1]
-        labels = tf.random.uniform((config.batch_size, *out_shape), maxval=config.classes, dtype=tf.int32)
-        optimizer = build_optimizer(OptimizerConfig(schedule="constant", learning_rate=0.01), 1000,
-                                    mixed_precision=config.precision, fused=not config.keras_sgd)
-        if not config.keras_bn:
-            use_fused_batch_norm(model)  # as the trainer does
-        variables = model.trainable_variables
-        optimizer.build(variables)
-
-        @tf.function(jit_compile=config.jit_compile)
-        def train_step(images, y):
-            with tf.GradientTape() as tape:
-                loss = _loss_fn(model(images, training=True), y)
-                scaled = optimizer.scale_loss(loss)
-            grads = tape.gradient(scaled, variables)
-            optimizer.apply(grads, variables)
-            return loss
-
-        step = lambda: train_step(x, labels)  # noqa: E731
+        step = _training_step(model, config, x)
     return _time_step(config, step, result)
+
+
+def _training_step(model: keras.Model, config: BenchConfig, x) -> Callable[[], object]:
+    """One compiled training step of ``model`` on ``x`` and random labels, returning the loss:
+    forward, softmax cross-entropy, gradients and the default optimizer, as the trainer runs it
+    (TF's fused BN unless ``config.keras_bn``; ``FusedSGD`` unless ``config.keras_sgd``)."""
+    from keras_wideresnet.training.experiment import OptimizerConfig
+    from keras_wideresnet.training.fused_batch_norm import use_fused_batch_norm
+    from keras_wideresnet.training.optimization import build_optimizer
+
+    out_shape = model.output_shape[1:-1]
+    labels = tf.random.uniform((config.batch_size, *out_shape), maxval=config.classes, dtype=tf.int32)
+    optimizer = build_optimizer(OptimizerConfig(schedule="constant", learning_rate=0.01), 1000,
+                                mixed_precision=config.precision, fused=not config.keras_sgd)
+    if not config.keras_bn:
+        use_fused_batch_norm(model)
+    variables = model.trainable_variables
+    optimizer.build(variables)
+
+    @tf.function(jit_compile=config.jit_compile)
+    def train_step(images, y):
+        with tf.GradientTape() as tape:
+            loss = _loss_fn(model(images, training=True), y)
+            scaled = optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+        optimizer.apply(grads, variables)
+        return loss
+
+    return lambda: train_step(x, labels)
 
 
 def _time_step(config: BenchConfig, step: Callable[[], object], result: dict) -> dict:
@@ -289,11 +296,7 @@ def measure_pipeline(config: BenchConfig, rounds: int = 3) -> dict:
 
 def measure_interleaved(config: BenchConfig) -> dict:
     """Inference of float32 and ``config.precision`` models, each with Keras BN and folded BN,
-    in one process; after warm-up every round times one step of each variant in turn.
-
-    Speed-ups are the median over rounds of the per-round ratio, which cancels the machine's
-    speed drifting over minutes (other jobs on shared cores) that separate subprocesses suffer.
-    """
+    in one process, timed step by step in rotation (:func:`_rotate`)."""
     from keras_wideresnet.models import fold_batch_norm
 
     variants: dict[str, Callable[[], object]] = {}
@@ -311,6 +314,35 @@ def measure_interleaved(config: BenchConfig) -> dict:
             fn = tf.function(lambda images, net=net: net(images, training=False))
             variants[f"{precision}{', folded BN' if folded else ''}"] = lambda fn=fn: fn(x)[..., :1]
     keras.config.set_dtype_policy("float32")
+    return _rotate(config, variants, report=config.precision)
+
+
+def measure_interleaved_bn(config: BenchConfig) -> dict:
+    """Training steps of ``config.model`` with TF's fused BN and with Keras' BN (same weights,
+    same precision) in one process, timed step by step in rotation (:func:`_rotate`)."""
+    keras.config.set_dtype_policy(config.precision)
+    shape = (config.resolution, config.resolution, 3)
+    x = tf.random.uniform((config.batch_size, *shape), dtype=tf.float32)
+    variants: dict[str, Callable[[], object]] = {}
+    weights = None
+    for name, keras_bn in (("Keras BN", True), ("fused BN", False)):
+        variant = dataclasses.replace(config, kind="training", keras_bn=keras_bn)
+        model = build_model(variant)
+        if weights is None:
+            weights = model.get_weights()
+        model.set_weights(weights)
+        variants[name] = _training_step(model, variant, x)
+    keras.config.set_dtype_policy("float32")
+    return _rotate(config, variants, report="fused BN")
+
+
+def _rotate(config: BenchConfig, variants: dict[str, Callable[[], object]], report: str) -> dict:
+    """Warms every variant up, then times one step of each in turn, ``config.iters`` rounds.
+
+    Speed-ups are against the first variant, the median over rounds of the per-round ratio:
+    this cancels the machine's speed drifting over minutes (other jobs on shared cores, AMX
+    clocks), which separate subprocesses suffer. ``images_per_s`` is the ``report`` variant's.
+    """
     for step in variants.values():
         for _ in range(config.warmup):
             np.asarray(step())
@@ -320,13 +352,13 @@ def measure_interleaved(config: BenchConfig) -> dict:
             t0 = time.perf_counter()
             np.asarray(step())
             times[name].append(time.perf_counter() - t0)
-    base = times["float32"]
+    base = next(iter(times.values()))
     return {
         "variants": {name: {"images_per_s": config.batch_size / statistics.median(t),
                             "step_times_s": [round(v, 5) for v in t],
-                            "speedup_vs_float32": statistics.median(b / v for b, v in zip(base, t))}
+                            "speedup": statistics.median(b / v for b, v in zip(base, t))}
                      for name, t in times.items()},
-        "images_per_s": config.batch_size / statistics.median(times[config.precision]),
+        "images_per_s": config.batch_size / statistics.median(times[report]),
         "peak_rss_mib": _peak_rss_mib()}
 
 
@@ -353,6 +385,8 @@ def measure(config: BenchConfig) -> dict:
         result = measure_agreement(config)
     elif config.kind == "interleaved":
         result = measure_interleaved(config)
+    elif config.kind == "interleaved_bn":
+        result = measure_interleaved_bn(config)
     elif config.framework == "torch":
         result = measure_torch(config)
     else:

@@ -195,9 +195,9 @@ def format_markdown(records: Sequence[dict], summary: dict, title: str = "Benchm
     for r in records:
         res = r.get("result", {})
         status = r["status"] if r["status"] == "ok" else f"**{r['status']}**: {r.get('reason', '')[:80]}"
-        if r["config"]["kind"] == "interleaved" and res:
+        if r["config"]["kind"] in ("interleaved", "interleaved_bn") and res:
             status += " (" + "; ".join(
-                f"{name} {v['images_per_s']:.3g} img/s, {v['speedup_vs_float32']:.2f}×"
+                f"{name} {v['images_per_s']:.3g} img/s, {v['speedup']:.2f}×"
                 for name, v in res["variants"].items()) + ")"
         if r["config"]["kind"] == "agreement" and res:
             status += (f" (agreement {100 * res['agreement']:.2f}% of {res['num_compared']}"

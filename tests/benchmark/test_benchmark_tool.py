@@ -23,7 +23,7 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "benchmark.json").read_text())
     records = {r["label"]: r for r in data["records"]}
-    assert len(records) == 12 and all(r["status"] == "ok" for r in records.values()), records
+    assert len(records) == 13 and all(r["status"] == "ok" for r in records.values()), records
     for r in records.values():
         res = r["result"]
         assert res["device"]["tf"] and len(res["loadavg_1m"]) == 2
@@ -52,11 +52,15 @@ def test_smoke_preset_end_to_end(tmp_path):
     plain = records["resnet38_a w×0.03125, inference, 32px b2, float32"]["result"]
     assert folded["flops_per_image"] == plain["flops_per_image"] and folded["params"] < plain["params"]
     assert any(c["what"].endswith("folded BN vs Keras BN") for c in data["summary"]["comparisons"])
-    inter = next(r["result"] for label, r in records.items() if "interleaved" in label)
+    inter = next(r["result"] for label, r in records.items() if "interleaved float32/" in label)
     assert set(inter["variants"]) == {"float32", "float32, folded BN", "mixed_bfloat16",
                                       "mixed_bfloat16, folded BN"}
-    assert inter["variants"]["float32"]["speedup_vs_float32"] == 1.0
+    assert inter["variants"]["float32"]["speedup"] == 1.0
     assert all(len(v["step_times_s"]) == 2 for v in inter["variants"].values())
+    inter_bn = records["resnet38_a training 32px b2, mixed_bfloat16, interleaved Keras/fused BN"]["result"]
+    assert list(inter_bn["variants"]) == ["Keras BN", "fused BN"]
+    assert inter_bn["variants"]["Keras BN"]["speedup"] == 1.0 and inter_bn["variants"]["fused BN"]["speedup"] > 0
+    assert inter_bn["images_per_s"] == inter_bn["variants"]["fused BN"]["images_per_s"]
     peer = records["PyTorch port: resnet38_a w×0.03125, training, 32px b2, float32"]["result"]
     assert peer["flops_per_image"] == train["result"]["flops_per_image"]  # the same network
     assert peer["images_per_s"] > 0 and peer["final_loss"] > 0
@@ -64,6 +68,7 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert any(c["what"].endswith("vs PyTorch port: resnet38_a w×0.03125, training, 32px b2, float32")
                for c in data["summary"]["comparisons"])
     md = (out / "benchmark.md").read_text()
+    assert "interleaved Keras/fused BN | ok (Keras BN " in md
     assert "| configuration | status | img/s" in md and "resnet50v2, inference" in md
     assert md.strip() in proc.stdout  # the tool prints the report it wrote
 
