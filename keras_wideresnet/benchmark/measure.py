@@ -337,7 +337,8 @@ def measure_interleaved_bn(config: BenchConfig) -> dict:
 
 
 def _rotate(config: BenchConfig, variants: dict[str, Callable[[], object]], report: str) -> dict:
-    """Warms every variant up, then times one step of each in turn, ``config.iters`` rounds.
+    """Warms every variant up, then times one step of each in turn, ``config.iters`` rounds,
+    the order reversed every other round (no variant always runs right after another).
 
     Speed-ups are against the first variant, the median over rounds of the per-round ratio:
     this cancels the machine's speed drifting over minutes (other jobs on shared cores, AMX
@@ -347,8 +348,9 @@ def _rotate(config: BenchConfig, variants: dict[str, Callable[[], object]], repo
         for _ in range(config.warmup):
             np.asarray(step())
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(config.iters):
-        for name, step in variants.items():
+    order = list(variants.items())
+    for i in range(config.iters):
+        for name, step in (order if i % 2 == 0 else order[::-1]):
             t0 = time.perf_counter()
             np.asarray(step())
             times[name].append(time.perf_counter() - t0)
