@@ -10,7 +10,8 @@ import dataclasses
 import json
 from typing import Any, Sequence
 
-KINDS = ("matmul", "inference", "training", "pipeline", "agreement", "interleaved", "interleaved_bn")
+KINDS = ("matmul", "inference", "training", "pipeline", "agreement", "interleaved", "interleaved_bn",
+         "interleaved_peer")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 KERAS_BASELINES = ("resnet50v2", "resnet101v2", "resnet152v2")
 FAMILY = tuple(f"resnet{d}_{v}" for d in (16, 20, 38) for v in ("a", "a1", "a2"))
@@ -29,7 +30,8 @@ class BenchConfig:
         and folded BN, built in one process and timed step by step in rotation, so that the
         speed-ups are not skewed by the machine's speed drifting between subprocesses;
         ``"interleaved_bn"``: training steps of ``model`` in ``precision`` with TF's fused BN and
-        with Keras' BN, likewise in one process and in rotation.
+        with Keras' BN, likewise in one process and in rotation; ``"interleaved_peer"``: training
+        steps of ``model`` (as the trainer runs them) and of its PyTorch port, likewise.
       model: a family member (``resnet38_a`` …), ``"segmenter"`` (ResNet38Segmenter A1, OS 8) or a
         ``keras.applications`` baseline (``resnet50v2``, ``resnet101v2``, ``resnet152v2``).
       resolution, batch_size: square input size and images per step.
@@ -85,6 +87,10 @@ class BenchConfig:
             problems.append(f"kind must be one of {KINDS}, got {self.kind!r}")
         if self.kind in ("inference", "training", "interleaved", "interleaved_bn") and self.model not in MODELS:
             problems.append(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.kind == "interleaved_peer" and (self.model not in FAMILY
+                                                or self.precision not in ("float32", "mixed_bfloat16")):
+            problems.append("interleaved_peer compares a family member with its PyTorch port in float32 or "
+                            f"mixed_bfloat16, got {self.model!r} in {self.precision!r}")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.recompute and self.model in KERAS_BASELINES:
@@ -129,6 +135,9 @@ class BenchConfig:
         elif self.kind == "interleaved_bn":
             parts = [f"{self.model} training {self.resolution}px b{self.batch_size}, {self.precision}, "
                      "interleaved Keras/fused BN"]
+        elif self.kind == "interleaved_peer":
+            parts = [f"{self.model} training {self.resolution}px b{self.batch_size}, {self.precision}, "
+                     "interleaved PyTorch port/Keras"]
         elif self.kind == "agreement":
             parts = [f"agreement {self.precision}{', folded BN' if self.fold_bn else ''} vs float32 "
                      f"({self.model_dir})"]
@@ -173,6 +182,7 @@ def _smoke() -> list[BenchConfig]:
         BenchConfig("inference", "resnet38_a", fold_bn=True, **tiny),
         BenchConfig("interleaved", "resnet38_a", precision="mixed_bfloat16", **tiny),
         BenchConfig("interleaved_bn", "resnet38_a", precision="mixed_bfloat16", **tiny),
+        BenchConfig("interleaved_peer", "resnet38_a", precision="mixed_bfloat16", **tiny),
         BenchConfig("training", "resnet38_a", framework="torch", **tiny),
         BenchConfig("training", "resnet38_a", **tiny),
         BenchConfig("training", "resnet38_a", recompute=True, **tiny),
@@ -203,9 +213,10 @@ def _cpu_quick() -> list[BenchConfig]:
             out.append(BenchConfig(kind, "resnet38_a", precision=precision, framework="torch", **shape))
     out.append(BenchConfig("interleaved", "resnet38_a", precision="mixed_bfloat16", onednn=True,
                            resolution=224, batch_size=8, warmup=2, iters=8))
-    for precision in ("float32", "mixed_bfloat16"):
-        out.append(BenchConfig("interleaved_bn", "resnet38_a", precision=precision, onednn=True,
-                               resolution=224, batch_size=4, warmup=2, iters=8))
+    for kind in ("interleaved_bn", "interleaved_peer"):
+        for precision in ("float32", "mixed_bfloat16"):
+            out.append(BenchConfig(kind, "resnet38_a", precision=precision, onednn=True,
+                                   resolution=224, batch_size=4, warmup=2, iters=8))
     for onednn in (True, False):
         out.append(BenchConfig("training", "resnet38_a", onednn=onednn, **trn))
     out.append(BenchConfig("training", "resnet38_a", precision="mixed_bfloat16", onednn=True, **trn))

@@ -336,6 +336,25 @@ def measure_interleaved_bn(config: BenchConfig) -> dict:
     return _rotate(config, variants, report="fused BN")
 
 
+def measure_interleaved_peer(config: BenchConfig) -> dict:
+    """Training steps of ``config.model`` as the trainer runs them and of its plain PyTorch port
+    (:mod:`.torch_peer`), same batch, size and precision, in one process, timed step by step in
+    rotation (:func:`_rotate`): the issue's side-by-side with the peer, free of the host's drift."""
+    from keras_wideresnet.benchmark import torch_peer
+    from keras_wideresnet.models.spec import get_spec
+
+    torch_step, _, _ = torch_peer.make_step(
+        get_spec(config.model).scaled(config.width_multiplier), kind="training",
+        precision=config.precision, resolution=config.resolution, batch_size=config.batch_size,
+        classes=config.classes)
+    keras.config.set_dtype_policy(config.precision)
+    variant = dataclasses.replace(config, kind="training")
+    x = tf.random.uniform((config.batch_size, config.resolution, config.resolution, 3), dtype=tf.float32)
+    keras_step = _training_step(build_model(variant), variant, x)
+    keras.config.set_dtype_policy("float32")
+    return _rotate(config, {"PyTorch port": torch_step, "Keras": keras_step}, report="Keras")
+
+
 def _rotate(config: BenchConfig, variants: dict[str, Callable[[], object]], report: str) -> dict:
     """Warms every variant up, then times one step of each in turn, ``config.iters`` rounds,
     the order reversed every other round (no variant always runs right after another).
@@ -389,6 +408,8 @@ def measure(config: BenchConfig) -> dict:
         result = measure_interleaved(config)
     elif config.kind == "interleaved_bn":
         result = measure_interleaved_bn(config)
+    elif config.kind == "interleaved_peer":
+        result = measure_interleaved_peer(config)
     elif config.framework == "torch":
         result = measure_torch(config)
     else:

@@ -195,7 +195,7 @@ def format_markdown(records: Sequence[dict], summary: dict, title: str = "Benchm
     for r in records:
         res = r.get("result", {})
         status = r["status"] if r["status"] == "ok" else f"**{r['status']}**: {r.get('reason', '')[:80]}"
-        if r["config"]["kind"] in ("interleaved", "interleaved_bn") and res:
+        if r["config"]["kind"].startswith("interleaved") and res:
             status += " (" + "; ".join(
                 f"{name} {v['images_per_s']:.3g} img/s, {v['speedup']:.2f}×"
                 for name, v in res["variants"].items()) + ")"

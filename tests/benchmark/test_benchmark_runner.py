@@ -28,6 +28,10 @@ def test_bad_configs_name_the_field():
     with pytest.raises(ValueError, match="keras_bn selects the BN kernel"):
         configs.BenchConfig("training", keras_bn=True, framework="torch")
     assert configs.BenchConfig("training", keras_bn=True).label.endswith(", Keras BN")
+    with pytest.raises(ValueError, match="interleaved_peer compares a family member"):
+        configs.BenchConfig("interleaved_peer", "resnet50v2")
+    with pytest.raises(ValueError, match="interleaved_peer compares a family member"):
+        configs.BenchConfig("interleaved_peer", precision="mixed_float16")
 
 
 def test_grid_skips_unsupported_recompute():

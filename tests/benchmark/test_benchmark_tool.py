@@ -23,7 +23,7 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "benchmark.json").read_text())
     records = {r["label"]: r for r in data["records"]}
-    assert len(records) == 13 and all(r["status"] == "ok" for r in records.values()), records
+    assert len(records) == 14 and all(r["status"] == "ok" for r in records.values()), records
     for r in records.values():
         res = r["result"]
         assert res["device"]["tf"] and len(res["loadavg_1m"]) == 2
@@ -61,6 +61,9 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert list(inter_bn["variants"]) == ["Keras BN", "fused BN"]
     assert inter_bn["variants"]["Keras BN"]["speedup"] == 1.0 and inter_bn["variants"]["fused BN"]["speedup"] > 0
     assert inter_bn["images_per_s"] == inter_bn["variants"]["fused BN"]["images_per_s"]
+    inter_peer = records["resnet38_a training 32px b2, mixed_bfloat16, interleaved PyTorch port/Keras"]["result"]
+    assert list(inter_peer["variants"]) == ["PyTorch port", "Keras"]
+    assert all(len(v["step_times_s"]) == 2 and v["speedup"] > 0 for v in inter_peer["variants"].values())
     peer = records["PyTorch port: resnet38_a w×0.03125, training, 32px b2, float32"]["result"]
     assert peer["flops_per_image"] == train["result"]["flops_per_image"]  # the same network
     assert peer["images_per_s"] > 0 and peer["final_loss"] > 0
