@@ -169,6 +169,11 @@ def measure_matmul(config: BenchConfig) -> dict:
     return result
 
 
+def _images(config: BenchConfig):
+    """A random float32 batch of ``config``'s size, already on the device."""
+    return tf.random.uniform((config.batch_size, config.resolution, config.resolution, 3), dtype=tf.float32)
+
+
 def _loss_fn(logits, labels):
     from keras_wideresnet.training.losses import classification_loss
 
@@ -188,7 +193,7 @@ def measure_model(config: BenchConfig) -> dict:
     build_s = time.perf_counter() - t0
     shape = (config.resolution, config.resolution, 3)
     counted = flops_lib.count_flops(model, shape)
-    x = tf.random.uniform((config.batch_size, *shape), dtype=tf.float32)
+    x = _images(config)
     result: dict = {"build_s": build_s, "params": int(model.count_params()),
                     "flops_per_image": counted.conv_dense, "elementwise_flops_per_image": counted.elementwise}
     if config.kind == "inference":
@@ -300,8 +305,7 @@ def measure_interleaved(config: BenchConfig) -> dict:
     from keras_wideresnet.models import fold_batch_norm
 
     variants: dict[str, Callable[[], object]] = {}
-    shape = (config.resolution, config.resolution, 3)
-    x = tf.random.uniform((config.batch_size, *shape), dtype=tf.float32)
+    x = _images(config)
     weights = None
     for precision in ("float32", config.precision):
         keras.config.set_dtype_policy(precision)
@@ -321,8 +325,7 @@ def measure_interleaved_bn(config: BenchConfig) -> dict:
     """Training steps of ``config.model`` with TF's fused BN and with Keras' BN (same weights,
     same precision) in one process, timed step by step in rotation (:func:`_rotate`)."""
     keras.config.set_dtype_policy(config.precision)
-    shape = (config.resolution, config.resolution, 3)
-    x = tf.random.uniform((config.batch_size, *shape), dtype=tf.float32)
+    x = _images(config)
     variants: dict[str, Callable[[], object]] = {}
     weights = None
     for name, keras_bn in (("Keras BN", True), ("fused BN", False)):
@@ -349,8 +352,7 @@ def measure_interleaved_peer(config: BenchConfig) -> dict:
         classes=config.classes)
     keras.config.set_dtype_policy(config.precision)
     variant = dataclasses.replace(config, kind="training")
-    x = tf.random.uniform((config.batch_size, config.resolution, config.resolution, 3), dtype=tf.float32)
-    keras_step = _training_step(build_model(variant), variant, x)
+    keras_step = _training_step(build_model(variant), variant, _images(config))
     keras.config.set_dtype_policy("float32")
     return _rotate(config, {"PyTorch port": torch_step, "Keras": keras_step}, report="Keras")
 

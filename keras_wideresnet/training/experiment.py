@@ -110,7 +110,7 @@ class Experiment:
         about 3x slower on CPU, where XLA does not use oneDNN; worth trying on GPU).
       fused_batch_norm: Train BN with TF's fused kernel
         (:func:`keras_wideresnet.training.fused_batch_norm.use_fused_batch_norm`): the same
-        results as Keras' BN, 1.14-1.23x faster ResNet-38 steps in bf16 on CPU. Synchronized
+        results as Keras' BN, 1.16-1.27x faster ResNet-38 steps in bf16 on CPU. Synchronized
         and frozen-statistics BN always keep Keras' path.
       path_analysis_interval: Every N steps, measure gradient magnitude by path length and
         effective depth (paper spec §4) on one fixed training batch and log it to TensorBoard

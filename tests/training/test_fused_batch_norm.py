@@ -87,7 +87,7 @@ def test_only_plain_training_bn_is_switched():
 
     assert use_fused_batch_norm(make()) == 1
     for layer in (make(synchronized=True), make(renorm=True), make(epsilon=1e-6),
-                  make(FrozenStatsBatchNormalization), make(axis=1)):
+                  make(FrozenStatsBatchNormalization), make(axis=1), make(dtype="float64")):
         assert use_fused_batch_norm(layer) == 0, layer.get_config()
 
 
