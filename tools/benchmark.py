@@ -54,6 +54,8 @@ flags.DEFINE_list("jit_compile", ["false"], "custom: false and/or true.")
 flags.DEFINE_list("recompute", ["false"], "custom: false and/or true (training of family models).")
 flags.DEFINE_list("fold_bn", ["false"], "custom: false and/or true (inference with BN folded).")
 flags.DEFINE_list("onednn", ["default"], "custom: default, on and/or off (TF_ENABLE_ONEDNN_OPTS).")
+flags.DEFINE_list("bf16_math", ["false"], "custom: false and/or true (float32 rows in oneDNN's BF16 math "
+                  "mode, TF_SET_ONEDNN_FPMATH_MODE=BF16: bf16 products, float32 tensors).")
 flags.DEFINE_integer("resolution", 224, "custom: input size.")
 flags.DEFINE_integer("batch_size", 8, "custom: images per step.")
 flags.DEFINE_float("width_multiplier", 1.0, "custom: width multiplier of family models.")
@@ -80,6 +82,7 @@ def _configs() -> list[configs_lib.BenchConfig]:
             _bools(FLAGS.recompute, "recompute", bools),
             _bools(FLAGS.onednn, "onednn", {"default": None, "on": True, "off": False}),
             with_pipeline=FLAGS.pipeline, fold_bn=_bools(FLAGS.fold_bn, "fold_bn", bools),
+            bf16_math=_bools(FLAGS.bf16_math, "bf16_math", bools),
             resolution=FLAGS.resolution, batch_size=FLAGS.batch_size,
             width_multiplier=FLAGS.width_multiplier, warmup=FLAGS.warmup, iters=FLAGS.iters,
             classes=FLAGS.classes)

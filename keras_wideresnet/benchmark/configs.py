@@ -51,6 +51,11 @@ class BenchConfig:
         (:mod:`keras_wideresnet.benchmark.torch_peer`; inference/training, float32/bf16).
       onednn: ``TF_ENABLE_ONEDNN_OPTS`` for the subprocess: True/False, or None to inherit it
         (TF's default, on, unless the caller's environment sets it).
+      bf16_math: float32 run through oneDNN's BF16 math mode (``TF_SET_ONEDNN_FPMATH_MODE=BF16``
+        for the subprocess; the PyTorch port sets ``torch.backends.mkldnn`` ``fp32_precision`` to
+        ``"bf16"``). Tensors, weights and accumulation stay float32, but the products run in bf16
+        on AMX: the CPU's counterpart of TF32 on GPUs. Off (strict float32), TF's default, clears
+        both fpmath variables for the subprocess.
       width_multiplier: channel width multiplier (1.0 = the paper's widths).
       warmup, iters: untimed warm-up steps (the first one traces/compiles), timed steps.
       classes: classifier outputs (segmenter: classes per pixel).
@@ -71,6 +76,7 @@ class BenchConfig:
     keras_sgd: bool = False
     keras_bn: bool = False
     onednn: bool | None = None
+    bf16_math: bool = False
     width_multiplier: float = 1.0
     warmup: int = 2
     iters: int = 5
@@ -101,6 +107,12 @@ class BenchConfig:
             if getattr(self, flag) and (self.kind != "training" or self.framework != "keras"):
                 problems.append(f"{flag} selects {what} of a Keras training step; use it with "
                                 "kind='training'")
+        if self.bf16_math and (self.precision != "float32" or self.onednn is False
+                               or self.kind in ("pipeline", "agreement")):
+            problems.append("bf16_math is oneDNN's math mode for float32 convolutions and matmuls: use it "
+                            "with precision='float32', oneDNN on, and a matmul, inference, training or "
+                            "interleaved kind (agreement needs a strict float32 reference in the same "
+                            "process, which the mode, read once per process, does not allow)")
         if self.framework not in ("keras", "torch"):
             problems.append(f"framework must be 'keras' or 'torch', got {self.framework!r}")
         if self.framework == "torch" and (self.kind not in ("inference", "training") or self.model not in FAMILY
@@ -158,6 +170,8 @@ class BenchConfig:
                 parts.append("Keras SGD")
             if self.keras_bn:
                 parts.append("Keras BN")
+        if self.bf16_math:
+            parts.append("bf16 math")
         if self.onednn is not None:
             parts.append(f"oneDNN {'on' if self.onednn else 'off'}")
         return ", ".join(parts)
@@ -178,6 +192,7 @@ def _smoke() -> list[BenchConfig]:
     tiny = dict(resolution=32, batch_size=2, width_multiplier=1 / 32, warmup=1, iters=2, classes=10)
     return [
         BenchConfig("matmul", matmul_size=256, warmup=1, iters=3),
+        BenchConfig("matmul", matmul_size=256, warmup=1, iters=3, bf16_math=True),
         BenchConfig("inference", "resnet38_a", **tiny),
         BenchConfig("inference", "resnet38_a", fold_bn=True, **tiny),
         BenchConfig("interleaved", "resnet38_a", precision="mixed_bfloat16", **tiny),
@@ -188,6 +203,7 @@ def _smoke() -> list[BenchConfig]:
         BenchConfig("training", "resnet38_a", recompute=True, **tiny),
         BenchConfig("training", "resnet38_a", keras_sgd=True, **tiny),
         BenchConfig("training", "resnet38_a", keras_bn=True, **tiny),
+        BenchConfig("training", "resnet38_a", bf16_math=True, **tiny),
         BenchConfig("inference", "segmenter", **{**tiny, "resolution": 64}),
         BenchConfig("inference", "resnet50v2", resolution=32, batch_size=2, warmup=1, iters=2, classes=10),
         BenchConfig("pipeline", resolution=32, batch_size=4, num_records=8, warmup=1, iters=4),
@@ -225,6 +241,11 @@ def _cpu_quick() -> list[BenchConfig]:
                                **trn))
     out.append(BenchConfig("training", "resnet38_a", recompute=True, onednn=True, **trn))
     out.append(BenchConfig("training", "resnet38_a", keras_sgd=True, onednn=True, **trn))
+    # float32 in oneDNN's BF16 math mode (the CPU's TF32), next to strict float32 and the port in it.
+    out.append(BenchConfig("matmul", onednn=True, bf16_math=True, matmul_size=2048, iters=5))
+    out.append(BenchConfig("inference", "resnet38_a", onednn=True, bf16_math=True, fold_bn=True, **inf))
+    out.append(BenchConfig("training", "resnet38_a", onednn=True, bf16_math=True, **trn))
+    out.append(BenchConfig("training", "resnet38_a", framework="torch", bf16_math=True, **trn))
     for model in KERAS_BASELINES:
         out.append(BenchConfig("inference", model, onednn=True, **inf))
     for model in KERAS_BASELINES:
@@ -307,12 +328,18 @@ def preset_configs(name: str) -> list[BenchConfig]:
     return PRESETS[name]()
 
 
+def _math_applies(precision: str, onednn: bool | None, bf16_math: bool) -> bool:
+    return not bf16_math or (precision == "float32" and onednn is not False)
+
+
 def grid_configs(models: Sequence[str], kinds: Sequence[str] = ("inference", "training"),
                  precisions: Sequence[str] = ("float32",), jit_compile: Sequence[bool] = (False,),
                  recompute: Sequence[bool] = (False,), onednn: Sequence[bool | None] = (None,),
                  with_matmul: bool = True, with_pipeline: bool = False,
-                 fold_bn: Sequence[bool] = (False,), **common) -> list[BenchConfig]:
-    """Cross product of the given axes (recompute only where supported), plus peak matmuls.
+                 fold_bn: Sequence[bool] = (False,), bf16_math: Sequence[bool] = (False,),
+                 **common) -> list[BenchConfig]:
+    """Cross product of the given axes (recompute only where supported; ``bf16_math`` only for
+    float32 with oneDNN not off), plus peak matmuls.
 
     ``common`` holds the other :class:`BenchConfig` fields (resolution, batch_size, iters, ...).
     """
@@ -320,7 +347,8 @@ def grid_configs(models: Sequence[str], kinds: Sequence[str] = ("inference", "tr
         raise ValueError("grid_configs needs at least one model; choose from " + ", ".join(MODELS))
     out = []
     if with_matmul:
-        out += [BenchConfig("matmul", precision=p, onednn=o) for p in precisions for o in onednn]
+        out += [BenchConfig("matmul", precision=p, onednn=o, bf16_math=m) for p in precisions for o in onednn
+                for m in bf16_math if _math_applies(p, o, m)]
     for model in models:
         for kind in kinds:
             for p in precisions:
@@ -330,8 +358,9 @@ def grid_configs(models: Sequence[str], kinds: Sequence[str] = ("inference", "tr
                             continue
                         for o in onednn:
                             for f in fold_bn if kind == "inference" else (False,):
-                                out.append(BenchConfig(kind, model, precision=p, jit_compile=j, recompute=r,
-                                                       onednn=o, fold_bn=f, **common))
+                                out += [BenchConfig(kind, model, precision=p, jit_compile=j, recompute=r,
+                                                    onednn=o, fold_bn=f, bf16_math=m, **common)
+                                        for m in bf16_math if _math_applies(p, o, m)]
     if with_pipeline:
         out.append(BenchConfig("pipeline", resolution=common.get("resolution", 224),
                                batch_size=common.get("batch_size", 8)))

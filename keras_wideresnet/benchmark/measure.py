@@ -28,7 +28,8 @@ def device_info() -> dict:
     """The device the measurement runs on, and the TF/Keras versions."""
     gpus = tf.config.list_physical_devices("GPU")
     info = {"tf": tf.__version__, "keras": keras.__version__, "device": "GPU" if gpus else "CPU",
-            "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(TF default)")}
+            "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(TF default)"),
+            "fpmath_env": os.environ.get("TF_SET_ONEDNN_FPMATH_MODE", "(unset: strict)")}
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
         info["device_name"] = details.get("device_name", "GPU")
@@ -261,9 +262,10 @@ def measure_torch(config: BenchConfig) -> dict:
     spec = get_spec(config.model).scaled(config.width_multiplier)
     step, flops, params = torch_peer.make_step(
         spec, kind=config.kind, precision=config.precision, resolution=config.resolution,
-        batch_size=config.batch_size, classes=config.classes)
+        batch_size=config.batch_size, classes=config.classes, bf16_math=config.bf16_math)
     result: dict = {"params": params, "flops_per_image": flops, "framework": torch_peer.torch.__version__,
-                    "torch_threads": torch_peer.torch.get_num_threads()}
+                    "torch_threads": torch_peer.torch.get_num_threads(),
+                    "torch_fp32_precision": torch_peer.torch.backends.mkldnn.conv.fp32_precision}
     return _time_step(config, step, result)
 
 
@@ -349,7 +351,7 @@ def measure_interleaved_peer(config: BenchConfig) -> dict:
     torch_step, _, _ = torch_peer.make_step(
         get_spec(config.model).scaled(config.width_multiplier), kind="training",
         precision=config.precision, resolution=config.resolution, batch_size=config.batch_size,
-        classes=config.classes)
+        classes=config.classes, bf16_math=config.bf16_math)
     keras.config.set_dtype_policy(config.precision)
     variant = dataclasses.replace(config, kind="training")
     keras_step = _training_step(build_model(variant), variant, _images(config))

@@ -53,11 +53,16 @@ def speedup(result: dict, base: dict) -> float:
     return result["images_per_s"] / base["images_per_s"]
 
 
-def _peaks(records: Sequence[dict]) -> dict[tuple[str, str], float]:
-    peaks: dict[tuple[str, str], float] = {}
+def _peak_key(record: dict) -> tuple[str, str, bool]:
+    c = record["config"]
+    return c["precision"], record["onednn_env"], bool(c.get("bf16_math"))
+
+
+def _peaks(records: Sequence[dict]) -> dict[tuple[str, str, bool], float]:
+    peaks: dict[tuple[str, str, bool], float] = {}
     for r in records:
         if r["config"]["kind"] == "matmul" and r["status"] == "ok":
-            key = (r["config"]["precision"], r["onednn_env"])
+            key = _peak_key(r)
             res = r["result"]
             best = res.get("peak_flops") or res["flops_per_step"] / min(res["step_times_s"])
             peaks[key] = max(peaks.get(key, 0.0), best)
@@ -65,11 +70,12 @@ def _peaks(records: Sequence[dict]) -> dict[tuple[str, str], float]:
 
 
 def _peak_for(record: dict, peaks: dict) -> float | None:
-    """Same precision and oneDNN setting if measured, else the best matmul of that precision."""
-    precision = record["config"]["precision"]
-    if (precision, record["onednn_env"]) in peaks:
-        return peaks[(precision, record["onednn_env"])]
-    same = [v for (p, _), v in peaks.items() if p == precision]
+    """Same precision, oneDNN setting and math mode if measured, else the best matmul of that
+    precision and math mode."""
+    key = _peak_key(record)
+    if key in peaks:
+        return peaks[key]
+    same = [v for (p, _, m), v in peaks.items() if (p, m) == (key[0], key[2])]
     return max(same) if same else None
 
 
@@ -113,7 +119,7 @@ def summarize(records: Sequence[dict]) -> dict:
             comparisons.append({"what": f"{r['label']} vs no XLA", "speedup":
                                 speedup(res, base["result"])})
         for flag, baseline in (("recompute", "no recompute"), ("keras_sgd", "FusedSGD"),
-                               ("keras_bn", "fused BN")):
+                               ("keras_bn", "fused BN"), ("bf16_math", "strict float32")):
             if c.get(flag) and (base := other(**{flag: False})):
                 comparisons.append({"what": f"{r['label']} vs {baseline}", "speedup": speedup(res, base["result"]),
                                     **_memory_ratios(res, base["result"])})
@@ -124,6 +130,7 @@ def summarize(records: Sequence[dict]) -> dict:
             same = [o for o in records if o["status"] == "ok" and o["config"].get("framework") == "keras"
                     and all(o["config"][k] == c[k] for k in ("kind", "model", "precision", "resolution",
                                                               "batch_size", "width_multiplier", "classes"))
+                    and bool(o["config"].get("bf16_math")) == bool(c.get("bf16_math"))
                     and not any(o["config"].get(k) for k in ("fold_bn", "recompute", "jit_compile", "keras_sgd",
                                                               "keras_bn"))
                     and o["onednn_env"] in ("1", "(TF default)")]
@@ -137,7 +144,7 @@ def summarize(records: Sequence[dict]) -> dict:
                                             f"({c['resolution']}px b{c['batch_size']}, {c['precision']})",
                                     **_memory_ratios(res, ref["result"])})
     pipelines = [r["result"] for r in records if r["config"]["kind"] == "pipeline" and r["status"] == "ok"]
-    return {"peaks": {f"{p} (oneDNN {o})": v for (p, o), v in peaks.items()},
+    return {"peaks": {f"{p} (oneDNN {o}{', bf16 math' if m else ''})": v for (p, o, m), v in peaks.items()},
             "comparisons": comparisons, "pipelines": pipelines,
             "crashes": [{"label": r["label"], "reason": r.get("reason", "")}
                         for r in records if r["status"] == "crashed"]}

@@ -1,7 +1,7 @@
 """Runs each :class:`BenchConfig` in its own subprocess and records crashes (issue #8 §1).
 
-A fresh process per configuration gives every one the oneDNN setting it asks for (TF reads
-``TF_ENABLE_ONEDNN_OPTS`` at import), its own peak RSS, and isolation: a configuration that
+A fresh process per configuration gives every one the oneDNN settings it asks for (TF reads
+``TF_ENABLE_ONEDNN_OPTS`` at import and ``TF_SET_ONEDNN_FPMATH_MODE`` once), its own peak RSS, and isolation: a configuration that
 aborts (e.g. glibc's "malloc(): unaligned tcache chunk" from TF 2.21's oneDNN backprop-filter
 kernel) is reported as ``crashed`` with its signal and the end of its stderr.
 """
@@ -25,8 +25,12 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__f
 _CRASH_MARKERS = ("malloc(", "double free", "corrupted", "Segmentation fault", "free():", "munmap_chunk")
 
 
+FPMATH_ENV = ("TF_SET_ONEDNN_FPMATH_MODE", "ONEDNN_DEFAULT_FPMATH_MODE")
+
+
 def worker_env(config: BenchConfig, base: dict | None = None) -> dict:
-    """Environment of the worker: oneDNN per config (None: inherited, i.e. TF's default)."""
+    """Environment of the worker: oneDNN per config (None: inherited, i.e. TF's default); the
+    float32 math mode per config (``bf16_math``; otherwise strict, whatever the caller's is)."""
     env = dict(os.environ if base is None else base)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("LIBC_FATAL_STDERR_", "1")  # glibc abort messages go to stderr, not the tty
@@ -36,6 +40,10 @@ def worker_env(config: BenchConfig, base: dict | None = None) -> dict:
     onednn = config.onednn
     if onednn is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"
+    for name in FPMATH_ENV:
+        env.pop(name, None)
+    if config.bf16_math:
+        env["TF_SET_ONEDNN_FPMATH_MODE"] = "BF16"
     return env
 
 

@@ -89,12 +89,24 @@ def count_flops(model: nn.Module, resolution: int) -> int:
     return total
 
 
+def set_bf16_math(enabled: bool) -> None:
+    """oneDNN's BF16 math mode for float32 convolutions and matmuls (PyTorch's counterpart of
+    ``TF_SET_ONEDNN_FPMATH_MODE=BF16``), or strict float32."""
+    mode = "bf16" if enabled else "ieee"
+    torch.backends.mkldnn.conv.fp32_precision = mode
+    torch.backends.mkldnn.matmul.fp32_precision = mode
+
+
 def make_step(spec: FamilySpec, *, kind: str, precision: str, resolution: int, batch_size: int,
-              classes: int):
+              classes: int, bf16_math: bool = False):
     """``(step, flops_per_image, params)``: ``step()`` runs one inference or SGD (Nesterov 0.9)
-    training step on a fixed random batch and returns a small tensor (fetching it synchronises)."""
+    training step on a fixed random batch and returns a small tensor (fetching it synchronises).
+    ``bf16_math``: float32 in oneDNN's BF16 math mode (:func:`set_bf16_math`)."""
     if precision not in ("float32", "mixed_bfloat16"):
         raise ValueError(f"The PyTorch peer runs float32 or mixed_bfloat16, not {precision!r}.")
+    if bf16_math and precision != "float32":
+        raise ValueError("bf16_math is a float32 math mode; mixed_bfloat16 already computes in bf16.")
+    set_bf16_math(bf16_math)
     torch.manual_seed(0)
     model = TorchWideResNet(spec, classes)
     flops = count_flops(model, resolution)

@@ -32,6 +32,10 @@ def test_bad_configs_name_the_field():
         configs.BenchConfig("interleaved_peer", "resnet50v2")
     with pytest.raises(ValueError, match="interleaved_peer compares a family member"):
         configs.BenchConfig("interleaved_peer", precision="mixed_float16")
+    for bad in (dict(precision="mixed_bfloat16"), dict(onednn=False), dict(kind="agreement", model_dir="runs/x")):
+        with pytest.raises(ValueError, match="bf16_math is oneDNN's math mode"):
+            configs.BenchConfig(**{"kind": "training", "bf16_math": True, **bad})
+    assert configs.BenchConfig("training", bf16_math=True, onednn=True).label.endswith(", bf16 math, oneDNN on")
 
 
 def test_grid_skips_unsupported_recompute():
@@ -42,6 +46,14 @@ def test_grid_skips_unsupported_recompute():
     assert sum(c.kind == "matmul" for c in grid) == 1
 
 
+def test_grid_takes_bf16_math_only_for_float32_with_onednn():
+    grid = configs.grid_configs(["resnet38_a"], ["training"], ["float32", "mixed_bfloat16"],
+                                onednn=[True, False], bf16_math=[False, True], resolution=32)
+    math = [(c.kind, c.precision, c.onednn) for c in grid if c.bf16_math]
+    assert math == [("matmul", "float32", True), ("training", "float32", True)]
+    assert len(grid) == 2 * 2 * 2 + 2  # matmul and training: precision × oneDNN, plus the two above
+
+
 def test_worker_env_sets_onednn_only_when_asked():
     base = {"PATH": "/bin"}
     train = runner.worker_env(configs.BenchConfig("training", resolution=32), base)
@@ -49,6 +61,46 @@ def test_worker_env_sets_onednn_only_when_asked():
     forced = runner.worker_env(configs.BenchConfig("training", resolution=32, onednn=False), base)
     assert "TF_ENABLE_ONEDNN_OPTS" not in train and "TF_ENABLE_ONEDNN_OPTS" not in infer
     assert forced["TF_ENABLE_ONEDNN_OPTS"] == "0"
+
+
+def test_worker_env_sets_the_math_mode_and_clears_a_callers():
+    base = {"PATH": "/bin", "TF_SET_ONEDNN_FPMATH_MODE": "BF16", "ONEDNN_DEFAULT_FPMATH_MODE": "BF16"}
+    strict = runner.worker_env(configs.BenchConfig("training", resolution=32), base)
+    math = runner.worker_env(configs.BenchConfig("training", resolution=32, bf16_math=True), {"PATH": "/bin"})
+    assert not set(runner.FPMATH_ENV) & set(strict)  # a strict row is strict whatever the caller set
+    assert math["TF_SET_ONEDNN_FPMATH_MODE"] == "BF16" and "ONEDNN_DEFAULT_FPMATH_MODE" not in math
+
+
+_PROBE = """
+import numpy as np, tensorflow as tf
+rng = np.random.default_rng(0)
+x, w = rng.normal(size=(2, 16, 16, 64)), rng.normal(size=(3, 3, 64, 64))
+got = tf.nn.conv2d(tf.constant(x, tf.float32), tf.constant(w, tf.float32), 1, "SAME").numpy()
+want = tf.nn.conv2d(tf.constant(x), tf.constant(w), 1, "SAME").numpy()  # float64: Eigen, exact enough
+print("REL", float(np.abs(got - want).max() / np.abs(want).max()))
+"""
+
+
+def _cpu_has_bf16() -> bool:
+    with open("/proc/cpuinfo") as f:
+        flags = f.read().split()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def test_the_math_mode_reaches_tf_in_the_worker():
+    """The worker's environment really switches TF's float32 convolutions to bf16 products where
+    the CPU has bf16 (errors of bf16 rounding, ~1e-3), and leaves them strict otherwise."""
+    errors = {}
+    for bf16_math in (False, True):
+        env = runner.worker_env(configs.BenchConfig("matmul", bf16_math=bf16_math))
+        run = runner.run_subprocess([sys.executable, "-c", _PROBE], env, 300)
+        assert run["status"] == "ok", run["stderr_tail"]
+        errors[bf16_math] = float(run["stdout"].split("REL")[-1])
+    assert errors[False] < 1e-5
+    if _cpu_has_bf16():
+        assert errors[True] > 1e-4
+    else:
+        assert errors[True] < 1e-5  # oneDNN keeps strict math where the CPU has no bf16
 
 
 def test_abort_is_recorded_as_crash_and_exception_as_error():

@@ -23,7 +23,7 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "benchmark.json").read_text())
     records = {r["label"]: r for r in data["records"]}
-    assert len(records) == 14 and all(r["status"] == "ok" for r in records.values()), records
+    assert len(records) == 16 and all(r["status"] == "ok" for r in records.values()), records
     for r in records.values():
         res = r["result"]
         assert res["device"]["tf"] and len(res["loadavg_1m"]) == 2
@@ -47,6 +47,12 @@ def test_smoke_preset_end_to_end(tmp_path):
     keras_bn = records["resnet38_a w×0.03125, training, 32px b2, float32, Keras BN"]["result"]
     assert keras_bn["final_loss"] > 0 and keras_bn["flops_per_image"] == train["result"]["flops_per_image"]
     assert any(c["what"].endswith("Keras BN vs fused BN") and c["speedup"] > 0
+               for c in data["summary"]["comparisons"])
+    math = records["resnet38_a w×0.03125, training, 32px b2, float32, bf16 math"]["result"]
+    assert math["device"]["fpmath_env"] == "BF16" and train["result"]["device"]["fpmath_env"] == "(unset: strict)"
+    assert "float32 (oneDNN (TF default), bf16 math)" in data["summary"]["peaks"]  # its own peak
+    assert math["final_loss"] > 0 and math["flops_per_image"] == train["result"]["flops_per_image"]
+    assert any(c["what"].endswith("bf16 math vs strict float32") and c["speedup"] > 0
                for c in data["summary"]["comparisons"])
     folded = records["resnet38_a w×0.03125, inference, 32px b2, float32, folded BN"]["result"]
     plain = records["resnet38_a w×0.03125, inference, 32px b2, float32"]["result"]

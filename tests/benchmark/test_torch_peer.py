@@ -69,3 +69,17 @@ def test_training_step_runs_and_rejects_other_precisions():
     with pytest.raises(ValueError, match="float32 or mixed_bfloat16"):
         torch_peer.make_step(spec, kind="inference", precision="mixed_float16", resolution=32,
                              batch_size=2, classes=5)
+
+
+def test_bf16_math_is_a_float32_mode_and_is_reset():
+    spec = get_spec("resnet38_a").scaled(1 / 32)
+    try:
+        step, _, _ = torch_peer.make_step(spec, kind="inference", precision="float32", resolution=32,
+                                          batch_size=2, classes=5, bf16_math=True)
+        assert torch.backends.mkldnn.conv.fp32_precision == "bf16" and np.isfinite(step()).all()
+        with pytest.raises(ValueError, match="bf16_math is a float32 math mode"):
+            torch_peer.make_step(spec, kind="inference", precision="mixed_bfloat16", resolution=32,
+                                 batch_size=2, classes=5, bf16_math=True)
+    finally:
+        torch_peer.set_bf16_math(False)
+    assert torch.backends.mkldnn.conv.fp32_precision == "ieee"
