@@ -231,8 +231,8 @@ def format_markdown(records: Sequence[dict], summary: dict, title: str = "Benchm
                          f"{_fmt(c.get('peak_memory_ratio'), '.2f')} | {_fmt(c.get('working_memory_ratio'), '.2f')} |")
     lines += ["", "GFLOP/img: Conv2D/Dense 2×MACs of one forward pass, counted from the layers' real shapes; "
               "training achieved FLOP/s use 3× that per image. \"of peak\": achieved / peak matmul of the same "
-              "precision (and oneDNN setting) measured in this run. Peak memory: GPU allocator peak, or the "
-              "benchmark process's peak RSS on CPU (TF runtime and weights included). Steps' memory: the TF "
+              "precision (and oneDNN setting and math mode) measured in this run. Peak memory: GPU allocator "
+              "peak, or the benchmark process's peak RSS on CPU (TF runtime and weights included). Steps' memory: the TF "
               "allocator's peak during the steps minus what it held before the first step (weights, optimizer "
               "slots, inputs), i.e. activations, gradients and workspace (CPU: BFC allocator; without allocator "
               "statistics, peak RSS − RSS before the first step). Peak matmul = best timed step; model rows use the median step. "
