@@ -2,9 +2,9 @@
 
 A fresh process per configuration gives every one the oneDNN settings it asks for (TF reads
 ``TF_ENABLE_ONEDNN_OPTS`` at import and ``TF_SET_ONEDNN_FPMATH_MODE`` once), its own peak RSS,
-and isolation: a configuration that
-aborts (e.g. glibc's "malloc(): unaligned tcache chunk" from TF 2.21's oneDNN backprop-filter
-kernel) is reported as ``crashed`` with its signal and the end of its stderr.
+and isolation: a configuration that aborts (e.g. glibc's "malloc(): unaligned tcache chunk" from
+TF 2.21's oneDNN backprop-filter kernel) is reported as ``crashed`` with its signal and the end of
+its stderr.
 """
 
 from __future__ import annotations
