@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from typing import Any, Sequence
 
 import keras
@@ -119,15 +120,33 @@ def WideResNet(spec: FamilySpec | str, include_top: bool = True, weights: str | 
     return model
 
 
-def load_weights(model: keras.Model, path: str) -> None:
-    """Loads a ``.weights.h5`` file (e.g. from ``tools/convert_weights.py``) into ``model``."""
+def load_weights(model: keras.Model, path: str, skip: Sequence[keras.layers.Layer] = ()) -> None:
+    """Loads a ``.weights.h5`` file (e.g. from ``tools/convert_weights.py``) into ``model``.
+
+    Strict for every layer but those in ``skip`` (e.g. a new head): a file of another variant,
+    width or depth raises, instead of leaving layers at their initialization with a warning.
+    """
     try:
-        model.load_weights(path)
+        model.load_weights(path, objects_to_skip=list(skip) or None)
     except Exception as e:  # noqa: BLE001 - re-raised with what to do
         raise ValueError(
-            f"Could not load weights from {path!r} into model {model.name!r}: {e}. The file must "
-            "come from the same architecture (variant, classes, include_top); convert ademxapp "
-            "files with tools/convert_weights.py using the matching --model.") from e
+            f"Could not load weights from {path!r} into {'the backbone of ' if skip else ''}model "
+            f"{model.name!r}: {_load_failure_summary(str(e))}. The file must come from the same "
+            "architecture (variant, width, depth, classes, include_top); convert ademxapp files "
+            "with tools/convert_weights.py using the matching --model.") from None
+
+
+def _load_failure_summary(message: str) -> str:
+    """The gist of Keras' weight-loading error, which prints whole tensors: how many layers
+    failed, and the first of them with its two shapes."""
+    count = re.search(r"A total of (\d+) objects could not be loaded", message)
+    layer = re.search(r"for object <\w+ name=([\w/.-]+)", message)
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", message)
+    parts = [f"{count.group(1)} layers could not be loaded" if count else message.splitlines()[0][:300]]
+    if layer:
+        parts.append(f"first: {layer.group(1)}" + (f", model {shapes.group(1)} vs file {shapes.group(2)}"
+                                                     if shapes else ""))
+    return "; ".join(parts)
 
 
 _DOC = """Instantiates {title} (paper: "Wider or Deeper: Revisiting the ResNet Model for Visual

@@ -15,6 +15,8 @@ from typing import Any, Callable, Sequence
 import keras
 import tensorflow as tf
 
+from keras_wideresnet.applications import load_weights
+
 TASKS = ("classification", "segmentation")
 INIT_MODULES = ("all", "backbone")
 # Layers that are not part of the backbone (classifier / segmentation head): names start so.
@@ -210,7 +212,9 @@ def restore_model(model: keras.Model, path: str, modules: str = "all") -> str:
     if path.endswith(".h5"):
         if not os.path.exists(path):
             raise FileNotFoundError(f"Weights file {path!r} does not exist.")
-        model.load_weights(path, skip_mismatch=modules == "backbone")
+        # Strict for all but the head: a file of another architecture raises.
+        load_weights(model, path, skip=[l for l in model.layers if l.name.startswith(HEAD_LAYER_PREFIXES)]
+                     if modules == "backbone" else ())
         return path
     prefix = latest_checkpoint(path)
     if prefix is None:

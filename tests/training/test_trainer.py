@@ -258,6 +258,26 @@ def test_init_backbone_from_converted_classification_weights(tmp_path, quickstar
             np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def test_init_from_a_weights_file_of_another_width_fails_clearly(tmp_path):
+    """A weights file of another architecture must not leave the backbone at its random
+    initialization (Keras' skip_mismatch only warns): it stops with the file, the layer count
+    and the first layer's shapes, for the backbone and for the whole model."""
+    from keras_wideresnet import applications
+    from keras_wideresnet.training.experiment import restore_model
+
+    wider = applications.ResNet38(variant="a1", width_multiplier=1 / 16, classes=1000,
+                                  input_shape=(None, None, 3))
+    path = str(tmp_path / "a1_w16.weights.h5")
+    wider.save_weights(path)
+    seg = applications.ResNet38Segmenter(5, variant="a1", width_multiplier=1 / 32)
+    with pytest.raises(ValueError, match=r"a1_w16.weights.h5' into the backbone of model .*: \d+ layers could "
+                                         r"not be loaded; first: conv1a, model \(3, 3, 3, 2\) vs file \(3, 3, 3, 4\)"):
+        restore_model(seg, path, modules="backbone")
+    cls = applications.ResNet38(variant="a1", width_multiplier=1 / 32, classes=1000, input_shape=(None, None, 3))
+    with pytest.raises(ValueError, match=r"a1_w16.weights.h5' into model .*: \d+ layers .*same architecture"):
+        restore_model(cls, path, modules="all")
+
+
 def test_jit_compile_trains_the_same_as_without(tmp_path, quickstart_dir):
     """Experiment.jit_compile XLA-compiles forward + backward only (the iterator and optimizer
     update stay outside), and the compiled steps match the uncompiled ones."""
