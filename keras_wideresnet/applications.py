@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import re
+import warnings
 from typing import Any, Sequence
 
 import keras
@@ -126,14 +127,20 @@ def load_weights(model: keras.Model, path: str, skip: Sequence[keras.layers.Laye
     Strict for every layer but those in ``skip`` (e.g. a new head): a file of another variant,
     width or depth raises, instead of leaving layers at their initialization with a warning.
     """
-    try:
-        model.load_weights(path, objects_to_skip=list(skip) or None)
-    except Exception as e:  # noqa: BLE001 - re-raised with what to do
+    failure = None
+    with warnings.catch_warnings(record=True) as caught:  # Keras' per-layer noise before a failure
+        try:
+            model.load_weights(path, objects_to_skip=list(skip) or None)
+        except Exception as e:  # noqa: BLE001 - re-raised below with what to do
+            failure = str(e)
+    if failure is not None:
         raise ValueError(
             f"Could not load weights from {path!r} into {'the backbone of ' if skip else ''}model "
-            f"{model.name!r}: {_load_failure_summary(str(e))}. The file must come from the same "
+            f"{model.name!r}: {_load_failure_summary(failure)}. The file must come from the same "
             "architecture (variant, width, depth, classes, include_top); convert ademxapp files "
-            "with tools/convert_weights.py using the matching --model.") from None
+            "with tools/convert_weights.py using the matching --model.")
+    for w in caught:  # a successful load keeps Keras' warnings
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _load_failure_summary(message: str) -> str:
