@@ -107,8 +107,8 @@ class BenchConfig:
             if getattr(self, flag) and (self.kind != "training" or self.framework != "keras"):
                 problems.append(f"{flag} selects {what} of a Keras training step; use it with "
                                 "kind='training'")
-        if self.bf16_math and (self.precision != "float32" or self.onednn is False
-                               or self.kind in ("pipeline", "agreement")):
+        if not _math_applies(self.precision, self.onednn, self.bf16_math) or (
+                self.bf16_math and self.kind in ("pipeline", "agreement")):
             problems.append("bf16_math is oneDNN's math mode for float32 convolutions and matmuls: use it "
                             "with precision='float32', oneDNN on, and a matmul, inference, training or "
                             "interleaved kind (agreement needs a strict float32 reference in the same "
@@ -329,6 +329,7 @@ def preset_configs(name: str) -> list[BenchConfig]:
 
 
 def _math_applies(precision: str, onednn: bool | None, bf16_math: bool) -> bool:
+    """oneDNN's BF16 math mode is a float32 mode, and needs oneDNN."""
     return not bf16_math or (precision == "float32" and onednn is not False)
 
 

@@ -209,12 +209,12 @@ def restore_model(model: keras.Model, path: str, modules: str = "all") -> str:
     Returns:
       What was restored, for logging.
     """
+    # Both formats load strictly all but the skipped head: another architecture raises.
+    head = [l for l in model.layers if modules == "backbone" and l.name.startswith(HEAD_LAYER_PREFIXES)]
     if path.endswith(".h5"):
         if not os.path.exists(path):
             raise FileNotFoundError(f"Weights file {path!r} does not exist.")
-        # Strict for all but the head: a file of another architecture raises.
-        load_weights(model, path, skip=[l for l in model.layers if l.name.startswith(HEAD_LAYER_PREFIXES)]
-                     if modules == "backbone" else ())
+        load_weights(model, path, skip=head)
         return path
     prefix = latest_checkpoint(path)
     if prefix is None:
@@ -223,8 +223,7 @@ def restore_model(model: keras.Model, path: str, modules: str = "all") -> str:
             "a checkpoint prefix such as MODEL_DIR/ckpt-1000, or a .weights.h5 file.")
     reader = tf.train.load_checkpoint(prefix)
     saved = reader.get_variable_to_shape_map()
-    layers = [l for l in model.layers
-              if modules == "all" or not l.name.startswith(HEAD_LAYER_PREFIXES)]
+    layers = [l for l in model.layers if not any(l is h for h in head)]
     missing, mismatched = [], []
     for layer in layers:
         for var in layer.weights:
