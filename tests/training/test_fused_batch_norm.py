@@ -1,5 +1,5 @@
-"""TF's fused BN kernel against Keras' BatchNormalization (issue #8): same outputs, gradients and
-moving statistics; only plain training-mode BN is switched; nothing about the model changes."""
+"""TF's fused BN kernel against Keras' BatchNormalization: same outputs, gradients and moving
+statistics; only plain training-mode BN is switched; nothing about the model changes."""
 
 import numpy as np
 import pytest
@@ -10,6 +10,14 @@ from keras_wideresnet import applications
 from keras_wideresnet.layers import BN_EPSILON, BN_MOMENTUM, FrozenStatsBatchNormalization
 from keras_wideresnet.models.spec import get_spec
 from keras_wideresnet.training.fused_batch_norm import use_fused_batch_norm
+from tests.tolerances import U16, UBF16, conv_depth_and_reduction, net_rtol
+
+# Inputs of the layer-level test: mean 3, std 2 over 60 values per channel (3 x 5 x 4).
+_MEAN, _STD, _PER_CHANNEL = 3.0, 2.0, 60
+# float32: BN is a short chain of reductions over the 60 values (mean, variance, then the
+# gradient's two means). Off-centre inputs cost digits in the variance: a factor
+# (mean^2 + std^2) / std^2.
+_F32_TOL = (_MEAN ** 2 + _STD ** 2) / _STD ** 2 * net_rtol(depth=4, reduction=_PER_CHANNEL)
 
 
 @pytest.fixture
@@ -49,13 +57,17 @@ def _train_call(bn, x, upstream, compiled):
 
 
 @pytest.mark.parametrize("compiled", [False, True])
-@pytest.mark.parametrize("policy,tol", [("float32", 2e-5), ("mixed_bfloat16", 2e-2),
-                                        ("mixed_float16", 2e-3)], indirect=["policy"])
+# 16-bit policies: both implementations compute in float32 and round the output and d input to
+# the 16-bit format, where they may differ by one ulp (2u) of a value near a rounding boundary;
+# d gamma and d beta sum such terms. 5u (bfloat16) and 4u (float16) of the scale max(1, |ref|)
+# cover that, and a wrong formula still misses by far more.
+@pytest.mark.parametrize("policy,tol", [("float32", _F32_TOL), ("mixed_bfloat16", 5 * UBF16),
+                                        ("mixed_float16", 4 * U16)], indirect=["policy"])
 def test_fused_training_matches_keras(policy, tol, compiled):
     keras_bn, fused_bn = _bn_pair(6)
     rng = np.random.default_rng(2)
     # Off-centre inputs: a wrong variance formula or mean would show.
-    x = tf.cast(rng.normal(3.0, 2.0, size=(3, 5, 4, 6)).astype("float32"), keras_bn.compute_dtype)
+    x = tf.cast(rng.normal(_MEAN, _STD, size=(3, 5, 4, 6)).astype("float32"), keras_bn.compute_dtype)
     upstream = tf.constant(rng.normal(size=(3, 5, 4, 6)).astype("float32"))
     ref = _train_call(keras_bn, x, upstream, compiled)
     got = _train_call(fused_bn, x, upstream, compiled)
@@ -63,9 +75,10 @@ def test_fused_training_matches_keras(policy, tol, compiled):
     for name, a, b in zip(names, got, ref):
         scale = max(1.0, float(np.abs(b).max()))
         np.testing.assert_allclose(a, b, atol=tol * scale, err_msg=name)
-    # The moving statistics carry float32 batch statistics in either precision.
-    np.testing.assert_allclose(got[4], ref[4], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(got[5], ref[5], rtol=1e-5, atol=1e-6)
+    # The moving statistics carry float32 batch statistics in either precision: the float32
+    # tolerance, against each statistic's own scale.
+    for a, b in zip(got[4:], ref[4:]):
+        np.testing.assert_allclose(a, b, rtol=_F32_TOL, atol=_F32_TOL * float(np.abs(b).max()))
     assert got[0].dtype == ref[0].dtype
 
 
@@ -131,14 +144,24 @@ def test_model_training_step_against_float64(tmp_path, recompute):
     x = tf.random.uniform((4, 64, 64, 3), seed=4)
     labels = tf.constant([0, 1, 2, 3])
     true_loss, true_grads = _loss_and_grads(truth, tf.cast(x, tf.float64), labels)
-    _, keras_grads = _loss_and_grads(keras_bn, x, labels)
+    keras_loss, keras_grads = _loss_and_grads(keras_bn, x, labels)
     loss, grads = _loss_and_grads(fused, x, labels)
-    assert loss == pytest.approx(true_loss, rel=1e-5)
+    # Both float32 models share every convolution, whose rounding sets the loss's error: the
+    # fused model's error is at most twice Keras BN's, or within the float32 bound of the
+    # network where both happen to land closer.
+    depth, reduction = conv_depth_and_reduction(fused)
+    rtol = net_rtol(depth, reduction)
+    keras_loss_err = abs(keras_loss - true_loss)
+    assert abs(loss - true_loss) <= max(2 * keras_loss_err, rtol * abs(true_loss)), (loss, true_loss)
+    # Gradients: cancellation in BN's backward pass over few pixels dominates float32 rounding,
+    # so the fused kernel's errors are compared with Keras BN's, both against float64.
     fused_err, keras_err = _relative_errors(grads, true_grads), _relative_errors(keras_grads, true_grads)
-    assert np.median(fused_err) < 0.01 and fused_err.max() < 0.05, fused_err
-    assert np.median(fused_err) <= np.median(keras_err)
+    assert np.median(fused_err) <= np.median(keras_err), (fused_err, keras_err)
+    assert fused_err.max() <= keras_err.max(), (fused_err, keras_err)
+    # Moving statistics are means of float32 activations: the network's bound, per variable.
     for a, b in zip(fused.non_trainable_weights, truth.non_trainable_weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=rtol,
+                                   atol=rtol * float(np.abs(b.numpy()).max()), err_msg=a.path)
 
     # Class, config and the saved model are Keras' own: a reload runs Keras' BN.
     assert fused.get_config() == keras_bn.get_config()
@@ -147,4 +170,6 @@ def test_model_training_step_against_float64(tmp_path, recompute):
     loaded = keras.models.load_model(path)
     bn = loaded.get_layer("bn7")
     assert type(bn) is keras.layers.BatchNormalization and "call" not in vars(bn)
-    np.testing.assert_allclose(loaded(x, training=False), fused(x, training=False), atol=1e-5)
+    want = fused(x, training=False)
+    np.testing.assert_allclose(loaded(x, training=False), want,
+                               atol=rtol * float(np.abs(want).max()))
