@@ -42,19 +42,21 @@ def precision_agreement(experiment: Any, weights: str, *, precision: str = "mixe
     Returns:
       ``agreement`` (classification: share of images with the same top-1 class; segmentation:
       share of logit positions, at the network's output stride, with the same argmax), ``reference_top1``/``candidate_top1``
-      (classification), ``num_examples``, ``max_abs_logit_difference`` and the settings.
+      (classification), ``num_examples``, ``max_abs_logit_difference``, ``max_abs_logit``
+      (the float32 reference's largest logit, the scale of that difference) and the settings.
     """
     reference = _build(experiment, weights, "float32", fold_bn=False)
     candidate = _build(experiment, weights, precision, fold_bn)
     data = experiment.eval_data(is_training=False, **eval_input_kwargs(experiment))
     same = total = ref_hits = cand_hits = examples = 0
-    max_diff = 0.0
+    max_diff = max_logit = 0.0
     for i, (images, targets) in enumerate(data):
         if max_batches is not None and i >= max_batches:
             break
         ref = keras.ops.convert_to_numpy(reference(images, training=False)).astype("float32")
         cand = keras.ops.convert_to_numpy(candidate(images, training=False)).astype("float32")
         max_diff = max(max_diff, float(np.abs(ref - cand).max()))
+        max_logit = max(max_logit, float(np.abs(ref).max()))
         ref_cls, cand_cls = ref.argmax(-1), cand.argmax(-1)
         same += int((ref_cls == cand_cls).sum())
         total += ref_cls.size
@@ -66,7 +68,7 @@ def precision_agreement(experiment: Any, weights: str, *, precision: str = "mixe
     if total == 0:
         raise ValueError("The evaluation data is empty: check the experiment's eval_data file_pattern.")
     out = {"agreement": same / total, "num_examples": examples, "num_compared": total,
-           "max_abs_logit_difference": max_diff, "precision": precision, "fold_bn": fold_bn,
+           "max_abs_logit_difference": max_diff, "max_abs_logit": max_logit, "precision": precision, "fold_bn": fold_bn,
            "task": experiment.task}
     if experiment.task == "classification":
         out.update(reference_top1=ref_hits / examples, candidate_top1=cand_hits / examples)

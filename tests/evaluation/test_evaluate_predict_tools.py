@@ -11,6 +11,7 @@ from PIL import Image
 
 from keras_wideresnet.evaluation.predict import pascal_palette
 from keras_wideresnet.training import gin_config, trainer
+from tests.tolerances import conv_depth_and_reduction, net_rtol
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -82,6 +83,10 @@ def test_precision_agreement_of_folded_and_bf16_forms(seg_run):
     experiment = gin_config.load_experiment()
     folded = precision_agreement(experiment, model_dir, precision="float32", fold_bn=True, max_batches=2)
     assert folded["task"] == "segmentation" and folded["num_compared"] == folded["num_examples"] * 8 * 8  # OS 8
-    assert folded["agreement"] >= 0.999 and folded["max_abs_logit_difference"] < 1e-3
+    # Folding BN into the convolutions only rounds differently: the float32 network bound of
+    # the run's own architecture. Argmax ties within it are rare: at most one in a thousand.
+    shape = conv_depth_and_reduction(experiment.build_model())
+    bound = net_rtol(*shape) * folded["max_abs_logit"]
+    assert folded["agreement"] >= 0.999 and folded["max_abs_logit_difference"] <= bound, folded
     bf16 = precision_agreement(experiment, model_dir, precision="mixed_bfloat16", fold_bn=True, max_batches=2)
     assert bf16["agreement"] > 0.9 and bf16["max_abs_logit_difference"] > 0  # really ran in bf16

@@ -15,6 +15,7 @@ from keras_wideresnet import applications
 from keras_wideresnet.data import invert_eval_preprocessing, make_example, segmentation_dataset
 from keras_wideresnet.evaluation import segmentation_probs
 from keras_wideresnet.export import ServingConfig, export_saved_model
+from tests.tolerances import conv_depth_and_reduction, prob_rtol
 
 CLASSES = ("background", "flower", "building")
 EVAL_SIZE = 64
@@ -50,7 +51,10 @@ def seg(tmp_path_factory, photos, calibrate_head):
         probs = segmentation_probs(model, canvas, scales=SCALES, flip=False)
         expected.append(invert_eval_preprocessing(probs, extras["image_info"])[0].numpy())
     assert [e.shape[:2] for e in expected] == sizes
-    return types.SimpleNamespace(model=model, path=path, expected=expected, sizes=sizes)
+    # The SavedModel runs the same float32 maths with other kernels: the probability bound of
+    # the model's architecture (bilinear resizing of probabilities keeps relative errors).
+    rtol = max(prob_rtol(e, *conv_depth_and_reduction(model)) for e in expected)
+    return types.SimpleNamespace(model=model, path=path, expected=expected, sizes=sizes, rtol=rtol)
 
 
 def _check_outputs(out, seg, indices):
@@ -62,10 +66,11 @@ def _check_outputs(out, seg, indices):
     for row, i in enumerate(indices):
         h, w = seg.sizes[i]
         expected = seg.expected[i]
-        np.testing.assert_allclose(probs[row, :h, :w], expected, rtol=1e-4, atol=2e-5)
-        # Compare labels where the expected winner is clear (ties may break either way).
+        np.testing.assert_allclose(probs[row, :h, :w], expected, rtol=seg.rtol)
+        # Compare labels where the expected winner is clear: ahead of the runner-up by more than
+        # both can move within the tolerance (closer ties may break either way).
         top2 = np.sort(expected, axis=-1)[..., -2:]
-        clear = top2[..., 1] - top2[..., 0] > 1e-3
+        clear = top2[..., 1] - top2[..., 0] > 2 * seg.rtol * top2[..., 1]
         assert clear.mean() > 0.9
         np.testing.assert_array_equal(class_map[row, :h, :w][clear], expected.argmax(-1)[clear])
         assert (class_map[row, h:, :] == -1).all() and (class_map[row, :, w:] == -1).all()

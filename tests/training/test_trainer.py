@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 
 from keras_wideresnet.training import gin_config, trainer
+from tests.tolerances import net_rtol
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TRAIN = os.path.join(REPO, "tools", "train.py")
@@ -296,4 +297,7 @@ def test_jit_compile_trains_the_same_as_without(tmp_path, quickstart_dir):
         result = trainer.run(exp, str(tmp_path / f"jit_{jit}"), "train")
         losses[jit] = result["train"]["loss"]
         assert result["train"]["step"] == 2
-    assert losses[True] == pytest.approx(losses[False], rel=1e-3)
+    # XLA's kernels against oneDNN's: two evaluations of the network (net_rtol, taken at the
+    # widest ResNet-20 convolution), and the second step's loss also carries the first
+    # update's difference: twice that, for both steps.
+    assert losses[True] == pytest.approx(losses[False], rel=4 * net_rtol(depth=20, reduction=3 * 3 * 512))
