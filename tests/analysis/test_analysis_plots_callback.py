@@ -14,6 +14,7 @@ from keras_wideresnet.analysis import (
     render_png,
     summary_lines,
 )
+from tests.tolerances import U32
 
 
 def test_plots_written(tiny_model, tiny_batch, tmp_path):
@@ -57,9 +58,11 @@ def test_callback_logs_every_n_epochs(tiny_model, tiny_batch, tmp_path):
     assert {step for _, step in scalars} == {2, 4}
     for step, result in ((2, first), (4, second)):
         assert scalars[("path_analysis/effective_depth", step)] == result.effective_depth
-        assert scalars[("path_analysis/mean_gradient/k01", step)] == pytest.approx(result.mean[1])
+        # TensorBoard stores scalars as float32: one rounding of the float64 result.
+        assert scalars[("path_analysis/mean_gradient/k01", step)] == pytest.approx(
+            result.mean[1], rel=2 * U32)
         assert scalars[("path_analysis/total_gradient/k02", step)] == pytest.approx(
-            result.total[2], rel=1e-6)
+            result.total[2], rel=2 * U32)
     assert images == {("path_analysis/gradient_by_path_length", 2),
                       ("path_analysis/gradient_by_path_length", 4)}
     assert sorted(os.listdir(tmp_path / "json")) == ["path_analysis_epoch0002.json",

@@ -11,6 +11,7 @@ import pytest
 
 from keras_wideresnet.analysis import analyze_paths
 from keras_wideresnet.analysis.sources import build_family_model, npz_batches
+from tests.tolerances import conv_depth_and_reduction, net_rtol
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TOOL = os.path.join(REPO, "tools", "analyze_paths.py")
@@ -52,7 +53,8 @@ def test_weights_file_and_npz(tmp_path, npz_file):
     expected = analyze_paths(model, npz_batches(npz_file, batch_size=4, num_batches=2),
                              samples_per_k=3, seed=5, verbose=False)
     assert got["num_units"] == 6 and got["counts"] == [1, 6, 15, 20, 15, 6, 1]
-    assert got["mean"] == pytest.approx(expected.mean, rel=1e-5)
+    # Another process may pick other kernels: the network's float32 bound.
+    assert got["mean"] == pytest.approx(expected.mean, rel=net_rtol(*conv_depth_and_reduction(model)))
     assert got["effective_depth"] == expected.effective_depth
     fresh = build_family_model("resnet16_a1", width_multiplier=1 / 32, classes=4)
     other = analyze_paths(fresh, npz_batches(npz_file, batch_size=4, num_batches=2),

@@ -53,6 +53,8 @@ def test_profiler_cross_check_on_resnet38():
     count = flops.count_flops(model, (32, 32, 3))
     assert "res2a_branch2a" in count.per_layer and "linear10" in count.per_layer
     profiled = flops.profiler_flops(model, (32, 32, 3))
+    # A count, not rounding: TF's profiler also counts BN, ReLU and the residual adds, which are
+    # under 2 % of the convolutions' multiply-adds.
     assert profiled == pytest.approx(count.conv_dense, rel=0.02)
 
 

@@ -1,4 +1,4 @@
-"""BN folding for inference (keras_wideresnet.models.folding, issue #8)."""
+"""BN folding for inference (keras_wideresnet.models.folding)."""
 
 import keras
 import numpy as np
@@ -7,6 +7,7 @@ import pytest
 from keras_wideresnet.applications import ResNet38, ResNet38Segmenter
 from keras_wideresnet.layers import ChannelAffine, PreActResidualUnit
 from keras_wideresnet.models import fold_batch_norm
+from tests.tolerances import conv_depth_and_reduction, net_rtol
 
 
 def max_abs_difference(a, b, inputs) -> float:
@@ -41,8 +42,10 @@ def test_folded_classifier_equals_the_original():
     before = keras.ops.convert_to_numpy(model(x, training=False))
     folded = fold_batch_norm(model)
 
+    # Folding only rounds differently (gamma / sigma multiplied into the kernels): the network
+    # bound, against the output's own scale (the BN statistics here are deliberately wild).
     scale = float(np.abs(before).max())
-    assert max_abs_difference(model, folded, x) <= 1e-5 * scale
+    assert max_abs_difference(model, folded, x) <= net_rtol(*conv_depth_and_reduction(model)) * scale
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x, training=False)), before)  # untouched
     assert _bn_layers(model) and not _bn_layers(folded)
     assert [l.name for l in folded.layers] == [l.name for l in model.layers]
@@ -64,7 +67,8 @@ def test_folded_atrous_segmenter_with_bottlenecks_equals_the_original():
     x = np.random.default_rng(3).normal(size=(1, 64, 64, 3)).astype("float32")
     out = keras.ops.convert_to_numpy(model(x, training=False))
     assert np.isfinite(out).all()
-    assert max_abs_difference(model, folded, x) <= 1e-5 * float(np.abs(out).max())
+    bound = net_rtol(*conv_depth_and_reduction(model)) * float(np.abs(out).max())  # as above
+    assert max_abs_difference(model, folded, x) <= bound
     b7 = folded.get_layer("res7a").named_sublayers  # bottleneck: two BNs folded into convs
     assert b7["res7a_branch2a"].use_bias and b7["res7a_branch2b1"].use_bias
     assert not b7["res7a_branch2b2"].use_bias and "res7a_branch1" in b7

@@ -219,7 +219,7 @@ def test_mixed_precision_training_keeps_float32_logits_and_loss(tmp_path, quicks
     model = result["trainer"].model
     assert model.get_layer("res2a").compute_dtype == policy.split("_")[1]
     assert model.layers[-1].compute_dtype == "float32"
-    assert result["train"]["loss"] == pytest.approx(result["train"]["loss"])  # finite
+    assert np.isfinite(result["train"]["loss"])
     import keras
     is_scaled = isinstance(result["trainer"].optimizer, keras.optimizers.LossScaleOptimizer)
     assert is_scaled == (policy == "mixed_float16")
