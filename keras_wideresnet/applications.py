@@ -30,7 +30,7 @@ POOLING_MODES = (None, "avg", "max")
 
 _CONVERT_HINT = (
     "No pretrained weights are downloaded by this package. Convert the released ademxapp "
-    "MXNet weights once with `python tools/convert_weights.py --input FILE.params "
+    "MXNet weights once with `keras-wideresnet-convert-weights --input FILE.params "
     "--model resnet38_a1 --output resnet38_a1.weights.h5` (see README, 'Pretrained weights') "
     "and pass `weights='resnet38_a1.weights.h5'`.")
 
@@ -122,7 +122,7 @@ def WideResNet(spec: FamilySpec | str, include_top: bool = True, weights: str | 
 
 
 def load_weights(model: keras.Model, path: str, skip: Sequence[keras.layers.Layer] = ()) -> None:
-    """Loads a ``.weights.h5`` file (e.g. from ``tools/convert_weights.py``) into ``model``.
+    """Loads a ``.weights.h5`` file (e.g. from ``keras-wideresnet-convert-weights``) into ``model``.
 
     Strict for every layer but those in ``skip`` (e.g. a new head): a file of another variant,
     width or depth raises, instead of leaving layers at their initialization with a warning.
@@ -138,7 +138,7 @@ def load_weights(model: keras.Model, path: str, skip: Sequence[keras.layers.Laye
             f"Could not load weights from {path!r} into {'the backbone of ' if skip else ''}model "
             f"{model.name!r}: {_load_failure_summary(failure)}. The file must come from the same "
             "architecture (variant, width, depth, classes, include_top); convert ademxapp files "
-            "with tools/convert_weights.py using the matching --model.")
+            "with keras-wideresnet-convert-weights using the matching --model.")
     for w in caught:  # a successful load keeps Keras' warnings
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
@@ -165,7 +165,7 @@ _DOC = """Instantiates {title} (paper: "Wider or Deeper: Revisiting the ResNet M
     Args:
       include_top: Whether to include the ``bn7 → pool7 → linear{{classes}}`` classifier.
       weights: ``None`` (random init) or the path to a weights file converted with
-        ``tools/convert_weights.py``. ``"imagenet"`` raises an error explaining the conversion.
+        ``keras-wideresnet-convert-weights``. ``"imagenet"`` raises an error explaining the conversion.
       input_tensor: Optional Keras tensor to use as image input.
       input_shape: Optional ``(H, W, C)``; any size ≥ 32 (``None`` allowed) and any channels.
       pooling: ``None``, ``"avg"`` or ``"max"`` when ``include_top=False``.
@@ -226,7 +226,7 @@ def ResNet38Segmenter(num_classes: int, output_stride: int = 8, variant: str = "
       num_classes: Output classes C (head layer ``linear{C}``), e.g. 21 for VOC.
       output_stride: 8 (the released models) or 16.
       variant: Backbone variant, ``"a1"`` (released models) or ``"a2"``/``"a"``.
-      weights: ``None`` or a path to converted weights (``tools/convert_weights.py``).
+      weights: ``None`` or a path to converted weights (``keras-wideresnet-convert-weights``).
       input_tensor, input_shape: As in keras.applications; any spatial size is allowed.
       dropout: Drop probabilities before the last conv of B6 and B7 (0.3, 0.5).
       head_filters: Width of ``conv6a`` (512).

@@ -158,7 +158,7 @@ def read_accuracy(metrics: dict | str | None, key: str | None = None) -> float |
                      if (m := re.search(r"metrics_(\d+)\.json$", f))]
             if not steps:
                 raise ValueError(f"No metrics_<step>.json in {path!r}: train and evaluate the "
-                                 "member with tools/train.py first, or pass a metrics JSON.")
+                                 "member with keras-wideresnet-train first, or pass a metrics JSON.")
             path = max(steps)[1]
         if not os.path.exists(path):
             raise ValueError(f"Metrics file {path!r} does not exist.")

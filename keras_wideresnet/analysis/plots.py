@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_wideresnet._extras import require
 from keras_wideresnet.analysis.paths import PathAnalysisResult
 
 PLOT_NAMES = ("path_count_distribution", "gradient_by_path_length",
@@ -23,7 +24,7 @@ PLOT_NAMES = ("path_count_distribution", "gradient_by_path_length",
 
 
 def _pyplot():
-    import matplotlib
+    matplotlib = require("matplotlib", "analysis", "The path-analysis plots")
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt

@@ -1,4 +1,4 @@
-"""Models, data and outputs of ``tools/analyze_paths.py`` (paper spec §4), as tested functions.
+"""Models, data and outputs of ``keras-wideresnet-analyze-paths`` (paper spec §4), as tested functions.
 
 Models come from a family spec name (+ width multiplier, optional ``.weights.h5``), a ``.keras``
 file, or a training run (its gin config + checkpoint, so the model and loss are rebuilt exactly
@@ -33,7 +33,7 @@ def build_family_model(spec_name: str, *, width_multiplier: float = 1.0, classes
       spec_name: See :func:`keras_wideresnet.models.list_specs`.
       width_multiplier: Scales every width.
       classes, image_size: Classifier size and (square) input size.
-      weights: Optional ``.weights.h5`` (e.g. from ``tools/convert_weights.py`` or training).
+      weights: Optional ``.weights.h5`` (e.g. from ``keras-wideresnet-convert-weights`` or training).
       classifier_activation: ``None`` for logits (what the loss expects by default).
     """
     from keras_wideresnet.applications import WideResNet
@@ -114,7 +114,7 @@ def tfrecord_batches(pattern: str, *, batch_size: int, num_batches: int, image_s
 
     if not tf.io.gfile.glob(pattern.split(",")[0]):
         raise ValueError(f"No TFRecord files match {pattern!r}. Write them with "
-                         "tools/create_tfrecords.py or use --quickstart_dir.")
+                         "keras-wideresnet-create-tfrecords or use --quickstart_dir.")
     ds = classification_dataset(pattern, is_training=False, global_batch_size=batch_size,
                                 image_size=image_size, num_classes=num_classes,
                                 deterministic=True, drop_remainder=True)

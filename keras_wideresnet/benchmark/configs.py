@@ -40,7 +40,7 @@ class BenchConfig:
       jit_compile: XLA-compile the step function.
       recompute: activation recomputation in every residual unit (family and segmenter only).
       fold_bn: inference with batch norm folded (:func:`keras_wideresnet.models.fold_batch_norm`,
-        what ``tools/export.py`` serves).
+        what ``keras-wideresnet-export`` serves).
       keras_sgd: training with Keras' own SGD instead of the default ``FusedSGD``
         (:mod:`keras_wideresnet.training.optimization`), to measure what the fused update saves.
       keras_bn: training with Keras' own BatchNormalization instead of TF's fused kernel

@@ -3,20 +3,20 @@ r"""Gradient magnitude by path length and effective depth (paper spec §4); "wid
 Path analysis of a model (writes path_analysis.json, summary.txt and three PNGs)::
 
   # a trained run: its gin config rebuilds model, loss and eval data; the checkpoint is restored
-  python tools/analyze_paths.py --gin_file=gin_configs/quickstart/digits.gin \
+  keras-wideresnet-analyze-paths --gin_file=gin_configs/quickstart/digits.gin \
       --checkpoint=runs/digits --output_dir=runs/digits/paths
 
   # a family member with (converted or trained) weights, on the quickstart data
-  python tools/analyze_paths.py --model=resnet38_a1 --width_multiplier=0.0625 --classes=10 \
+  keras-wideresnet-analyze-paths --model=resnet38_a1 --width_multiplier=0.0625 --classes=10 \
       --weights=member.weights.h5 --quickstart_dir=/tmp/qs --output_dir=out/paths
 
   # a .keras file on TFRecords of our schema
-  python tools/analyze_paths.py --keras_model=model.keras --data_pattern='data/val-*' \
+  keras-wideresnet-analyze-paths --keras_model=model.keras --data_pattern='data/val-*' \
       --image_size=224 --output_dir=out/paths
 
 The "wider or deeper" comparison (writes comparison.md and comparison.json)::
 
-  python tools/analyze_paths.py --mode=compare --quickstart_dir=/tmp/qs --output_dir=out/cmp \
+  keras-wideresnet-analyze-paths --mode=compare --quickstart_dir=/tmp/qs --output_dir=out/cmp \
       --member_run=gin_configs/analysis/wider_or_deeper/resnet38.gin@runs/wod_resnet38 \
       --member_run=gin_configs/analysis/wider_or_deeper/resnet16.gin@runs/wod_resnet16
 
@@ -32,14 +32,13 @@ import sys
 
 from absl import app, flags, logging
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mode", "paths", ["paths", "compare"], "Path analysis of one model, or the "
                   "wider-or-deeper comparison table.")
 flags.DEFINE_string("output_dir", None, "Where JSON, PNG and Markdown files go.")
 # Model (mode=paths): exactly one of --gin_file, --model, --keras_model.
-flags.DEFINE_multi_string("gin_file", [], "gin config(s) of a training run (tools/train.py).")
+flags.DEFINE_multi_string("gin_file", [], "gin config(s) of a training run (keras-wideresnet-train).")
 flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings.")
 flags.DEFINE_string("checkpoint", None, "With --gin_file: model_dir, checkpoint prefix or "
                     ".weights.h5 to restore.")
@@ -211,5 +210,10 @@ def main(argv):
         sys.exit(2)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point (``keras-wideresnet-analyze-paths``)."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -4,16 +4,16 @@ Every configuration runs in its own subprocess; results go to ``<output_dir>/ben
 ``benchmark.json`` (rewritten after each configuration). See docs/benchmark.md.
 
   # CI-sized smoke run (tiny widths, ~1 min on 2 cores)
-  python tools/benchmark.py --preset=smoke --output_dir=/tmp/bench_smoke
+  keras-wideresnet-benchmark --preset=smoke --output_dir=/tmp/bench_smoke
 
   # the CPU table of docs/benchmark.md (~15-25 min on 2 cores)
-  python tools/benchmark.py --preset=cpu_quick --output_dir=runs/bench_cpu
+  keras-wideresnet-benchmark --preset=cpu_quick --output_dir=runs/bench_cpu
 
   # one GPU, within a time budget (configurations left over are listed as skipped)
-  python tools/benchmark.py --preset=gpu_full --output_dir=runs/bench_gpu --max_minutes=8
+  keras-wideresnet-benchmark --preset=gpu_full --output_dir=runs/bench_gpu --max_minutes=8
 
   # any members at a given size: the grid of the flags below
-  python tools/benchmark.py --preset=custom --models=resnet38_a1,segmenter,resnet152v2 \
+  keras-wideresnet-benchmark --preset=custom --models=resnet38_a1,segmenter,resnet152v2 \
       --kinds=inference,training --precisions=float32,mixed_bfloat16 --resolution=320 --batch_size=2 \
       --output_dir=runs/bench_custom
 """
@@ -26,7 +26,6 @@ import sys
 
 from absl import app, flags, logging
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
 from keras_wideresnet.benchmark import configs as configs_lib  # noqa: E402
 from keras_wideresnet.benchmark import report, runner  # noqa: E402
@@ -132,5 +131,10 @@ def main(argv):
         sys.exit(1)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point (``keras-wideresnet-benchmark``)."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -2,9 +2,9 @@ r"""Converts a released ademxapp MXNet ``.params`` file into Keras ``.weights.h5
 
 Paper spec §5.2–§5.4; see docs/weights.md. Example::
 
-  python tools/convert_weights.py --input ilsvrc-cls_rna-a1_cls1000_ep-0001.params \
+  keras-wideresnet-convert-weights --input ilsvrc-cls_rna-a1_cls1000_ep-0001.params \
       --model resnet38_a1 --output resnet38_a1.weights.h5
-  python tools/convert_weights.py --input voc_rna-a1_cls21_s8_ep-0001.params \
+  keras-wideresnet-convert-weights --input voc_rna-a1_cls21_s8_ep-0001.params \
       --model resnet38_a1 --num_classes 21 --output_stride 8 --output voc_a1_os8.weights.h5
 
 Then ``ResNet38(variant="a1", weights="resnet38_a1.weights.h5")`` or
@@ -38,5 +38,10 @@ def main(argv):
                  len(model.weights))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point (``keras-wideresnet-convert-weights``)."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -2,7 +2,7 @@
 
 Thin CLI over keras_wideresnet.data.converters / writer (issue #3 §2). Layouts: docs/data.md.
 
-  python tools/create_tfrecords.py --dataset=voc --data_dir=/data/VOCdevkit --sbd_dir=/data/benchmark_RELEASE \
+  keras-wideresnet-create-tfrecords --dataset=voc --data_dir=/data/VOCdevkit --sbd_dir=/data/benchmark_RELEASE \
       --splits=train_aug,val --output_dir=/data/tfrecords/voc --num_shards=64 --num_workers=8
 """
 
@@ -13,8 +13,8 @@ import sys
 
 from absl import app, flags, logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from keras_wideresnet._extras import MissingExtraError  # noqa: E402
 from keras_wideresnet.data import converters, labels, writer  # noqa: E402
 from keras_wideresnet.data.encode import EncodeConfig  # noqa: E402
 from keras_wideresnet.data.errors import DataError  # noqa: E402
@@ -106,12 +106,17 @@ def main(argv):
     del argv
     try:
         convert()
-    except DataError as e:
+    except (DataError, MissingExtraError) as e:
         logging.error("%s", e)
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point (``keras-wideresnet-create-tfrecords``)."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,6 +1,6 @@
 """Evaluate a trained model the way the published numbers were produced (paper spec §3.3).
 
-    python tools/evaluate.py --model_dir=runs/shapes --scales=0.75,1,1.25 --flip \
+    keras-wideresnet-evaluate --model_dir=runs/shapes --scales=0.75,1,1.25 --flip \
         --output_json=runs/shapes/eval.json
 
 Segmentation: single- or multi-scale with flip averaging and optional sliding-window tiles,
@@ -55,5 +55,10 @@ def main(argv):
             json.dump(dict(scores, checkpoint=restored), f, indent=2)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point (``keras-wideresnet-evaluate``)."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

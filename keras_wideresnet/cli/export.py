@@ -1,13 +1,13 @@
 """Export a trained model for TF Serving (issue #5; docs/serving.md).
 
-    python tools/export.py --model_dir=runs/voc --export_dir=serving/voc
-    python tools/export.py --gin_file=gin_configs/voc.gin --checkpoint=resnet38_a1_voc.weights.h5 \
+    keras-wideresnet-export --model_dir=runs/voc --export_dir=serving/voc
+    keras-wideresnet-export --gin_file=gin_configs/voc.gin --checkpoint=resnet38_a1_voc.weights.h5 \
         --export_dir=serving/voc --include_probabilities
-    python tools/export.py --model_dir=runs/imagenet --export_dir=out/litert --format=litert
+    keras-wideresnet-export --model_dir=runs/imagenet --export_dir=out/litert --format=litert
 
 Writes ``EXPORT_DIR/<version>/`` (TF Serving layout, next free version unless --version) with the
 signatures serving_default (encoded image bytes), serving_image_tensor (uint8) and
-serving_tf_example, preprocessing equal to tools/evaluate.py, and ``assets/labels.txt``.
+serving_tf_example, preprocessing equal to keras-wideresnet-evaluate, and ``assets/labels.txt``.
 """
 
 from __future__ import annotations
@@ -58,5 +58,10 @@ def main(argv):
     print(f"[keras_wideresnet] exported {path}")
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point (``keras-wideresnet-export``)."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,6 +1,6 @@
 """Segment an image or a folder and write colour-palette masks and overlays (PNG).
 
-    python tools/predict.py --model_dir=runs/shapes --input=photo.jpg --output_dir=preds
+    keras-wideresnet-predict --model_dir=runs/shapes --input=photo.jpg --output_dir=preds
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def main(argv):
                                                   FLAGS.model_dir)
     experiment = experiment.with_eval_overrides(FLAGS.scales, FLAGS.flip)
     if experiment.task != "segmentation":
-        raise app.UsageError("tools/predict.py writes masks for segmentation experiments; "
-                             "use tools/evaluate.py or the exported model for classifiers.")
+        raise app.UsageError("keras-wideresnet-predict writes masks for segmentation experiments; "
+                             "use keras-wideresnet-evaluate or the exported model for classifiers.")
     model = experiment.build_model()
     restore_model(model, FLAGS.checkpoint or FLAGS.model_dir)
     paths = ([os.path.join(FLAGS.input, f) for f in sorted(os.listdir(FLAGS.input))
@@ -52,5 +52,10 @@ def main(argv):
         print(f"[{i}/{len(paths)}] {path} -> {FLAGS.output_dir}/{stem}_mask.png", flush=True)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point (``keras-wideresnet-predict``)."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

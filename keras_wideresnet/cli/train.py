@@ -1,6 +1,6 @@
 """Train and/or evaluate a keras_wideresnet experiment described in gin.
 
-    python tools/train.py --gin_file=gin_configs/quickstart/digits.gin --model_dir=runs/digits
+    keras-wideresnet-train --gin_file=gin_configs/quickstart/digits.gin --model_dir=runs/digits
 
 Re-running the same command resumes from the newest checkpoint in --model_dir. With
 --export_dir, the trained model is exported for TF Serving at the end.
@@ -78,6 +78,11 @@ def _print_scores(scores: dict) -> None:
                       if k not in ("confusion_matrix", "per_class_iou")}))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console entry point (``keras-wideresnet-train``)."""
     flags.mark_flag_as_required("model_dir")
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

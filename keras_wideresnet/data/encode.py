@@ -13,6 +13,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from keras_wideresnet._extras import require
 from keras_wideresnet.data import schema
 from keras_wideresnet.data.errors import DataError
 from keras_wideresnet.data.labels.base import LabelMap
@@ -95,9 +96,9 @@ def _read_mask(item: Item) -> np.ndarray:
                         "to class indices first."
                     )
                 return np.array(im)
-        import scipy.io
+        sio = require("scipy.io", "sbd", f"Reading the .mat mask of {item.source_id!r}")
 
-        mat = scipy.io.loadmat(item.mask, squeeze_me=True, struct_as_record=False)
+        mat = sio.loadmat(item.mask, squeeze_me=True, struct_as_record=False)
         if item.mask_kind == "sbd_mat":
             return np.asarray(mat["GTcls"].Segmentation)
         if item.mask_kind == "context_mat":

@@ -15,6 +15,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
+from keras_wideresnet._extras import require
 from keras_wideresnet.data import writer
 from keras_wideresnet.data.encode import EncodeConfig, Item
 from keras_wideresnet.data.labels.base import generic
@@ -32,9 +33,9 @@ def _jpeg(array: np.ndarray, quality: int = 95) -> bytes:
 
 def digits_items(image_size: int = 32) -> tuple[list[Item], list[Item]]:
     """(train, validation) items of scikit-learn's digits, upscaled to ``image_size`` RGB JPEG."""
-    from sklearn.datasets import load_digits
+    datasets = require("sklearn.datasets", "quickstart", "The quickstart digits data")
 
-    digits = load_digits()
+    digits = datasets.load_digits()
     train, val = [], []
     for i, (img, label) in enumerate(zip(digits.images, digits.target)):
         grey = (img / 16.0 * 255.0).round().astype(np.uint8)

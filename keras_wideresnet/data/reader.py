@@ -25,7 +25,7 @@ def list_files(file_pattern: str) -> list[str]:
         matched = tf.io.gfile.glob(pattern.strip())
         if not matched:
             raise DataError(
-                f"no files match {pattern.strip()!r}. Write the records first with tools/create_tfrecords.py "
+                f"no files match {pattern.strip()!r}. Write the records first with keras-wideresnet-create-tfrecords "
                 "(or keras_wideresnet.data.write_quickstart) and pass their glob."
             )
         files.extend(matched)
@@ -125,7 +125,7 @@ def tfds_source(
     if base.startswith("voc"):
         raise DataError(
             f"TFDS {tfds_name!r} holds detection boxes, not segmentation masks; convert VOCdevkit (+SBD) "
-            "with tools/create_tfrecords.py --dataset=voc instead."
+            "with keras-wideresnet-create-tfrecords --dataset=voc instead."
         )
     source = TFDS_SOURCES.get(base, {"image": "image", "label": "label"})
     if (task == "segmentation") != ("mask" in source):

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from keras_wideresnet._extras import require
 from keras_wideresnet.data import augment, reader
 
 
@@ -57,9 +58,9 @@ def photo_jpegs(num_images: int, *, height: int = 375, width: int = 500, quality
     Throughput ratios depend on how costly the JPEGs are to decode, so the benchmark uses real
     photographic content rather than smooth synthetic images, which decode unrealistically fast.
     """
-    from sklearn.datasets import load_sample_images
+    datasets = require("sklearn.datasets", "quickstart", "The benchmark's sample photographs")
 
-    photos = load_sample_images().images
+    photos = datasets.load_sample_images().images
     rng = np.random.default_rng(seed)
     out = []
     for i in range(num_images):

@@ -2,7 +2,7 @@
 
 A :class:`ServingConfig` holds exactly the evaluation settings of an
 :class:`~keras_wideresnet.training.experiment.Experiment` (paper spec §3.1 test protocol,
-§3.3 segmentation testing), so the serving graph reproduces ``tools/evaluate.py``.
+§3.3 segmentation testing), so the serving graph reproduces ``keras-wideresnet-evaluate``.
 """
 
 from __future__ import annotations

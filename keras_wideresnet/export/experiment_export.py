@@ -1,5 +1,5 @@
 """Export a trained experiment: rebuild the model, restore its weights, write the format
-(issue #5 §1). The library side of ``tools/export.py``; gin stays in the tool."""
+(issue #5 §1). The library side of ``keras-wideresnet-export``; gin stays in the tool."""
 
 from __future__ import annotations
 

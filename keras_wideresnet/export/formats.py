@@ -1,4 +1,4 @@
-"""Other export formats through ``keras.Model.export`` (issue #5 §4): LiteRT and ONNX.
+"""Other export formats through ``keras.Model.export``: LiteRT and ONNX.
 
 These carry the bare network (normalised float32 images → logits); decoding, resizing and
 un-padding stay on the client, described by the ``serving_config.json`` written beside the
@@ -14,10 +14,10 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_wideresnet._extras import require
 from keras_wideresnet.export.config import ServingConfig
 
 FORMATS = ("saved_model", "litert", "onnx")
-ONNX_REQUIREMENTS = "tf2onnx==1.17.0 onnx==1.23.2 onnxruntime==1.32.0"
 
 
 def fixed_input_shape(model: keras.Model, config: ServingConfig) -> tuple[int, int, int, int]:
@@ -68,14 +68,8 @@ def export_litert(model: keras.Model, config: ServingConfig, export_dir: str,
 def export_onnx(model: keras.Model, config: ServingConfig, export_dir: str,
                 overwrite: bool = False) -> str:
     """Writes ``export_dir/model.onnx`` (dynamic batch and, where the model allows, size)."""
-    try:
-        import onnx  # noqa: F401
-        import tf2onnx  # noqa: F401
-    except ImportError as e:
-        raise ImportError(
-            f"--format onnx needs tf2onnx and onnx, which are not installed ({e}). Install "
-            f"`pip install {ONNX_REQUIREMENTS}` (checked with TF 2.21 / Keras 3.15) or use "
-            "--format saved_model / litert.") from e
+    require("onnx", "onnx", "--format onnx")
+    require("tf2onnx", "onnx", "--format onnx")
     shape = (None,) + tuple(model.input_shape[1:])
     path = _prepare_dir(export_dir, "model.onnx", overwrite)
     model.export(path, format="onnx", verbose=False,

@@ -1,7 +1,7 @@
 """Evaluation preprocessing for one serving image, taken from the input pipelines
 (paper spec §3.1 test protocol, §3.3 segmentation testing).
 
-Serving must see the same pixels as ``tools/evaluate.py``, so these functions call the eval
+Serving must see the same pixels as ``keras-wideresnet-evaluate``, so these functions call the eval
 transforms of :mod:`keras_wideresnet.data.classification` / :mod:`keras_wideresnet.data.segmentation`
 (including their JPEG fused decode-and-crop and resize filters) instead of re-implementing them.
 """

@@ -5,7 +5,7 @@ crop, normalise, optional flip averaging); segmentation follows §3.3 (resize th
 pad to a multiple of 8 at the top-left, multi-scale/flip/tiles via
 :func:`keras_wideresnet.evaluation.inference.segmentation_probs`, crop the scaled region and
 resize back to the original size). Both call the evaluator's own inference functions, so the
-exported model answers exactly as ``tools/evaluate.py`` does.
+exported model answers exactly as ``keras-wideresnet-evaluate`` does.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The experiment definition: the one object gin configures (paper spec §3).
 
 An :class:`Experiment` names the task, the model constructor, the input pipelines and the
-optimization, loss and evaluation settings. ``tools/train.py``, ``tools/evaluate.py``,
-``tools/export.py`` and ``tools/analyze_paths.py`` all read the same gin files into one, so a
+optimization, loss and evaluation settings. ``keras-wideresnet-train``, ``keras-wideresnet-evaluate``,
+``keras-wideresnet-export`` and ``keras-wideresnet-analyze-paths`` all read the same gin files into one, so a
 model is always rebuilt the way it was trained.
 """
 
@@ -219,7 +219,7 @@ def restore_model(model: keras.Model, path: str, modules: str = "all") -> str:
     prefix = latest_checkpoint(path)
     if prefix is None:
         raise FileNotFoundError(
-            f"No checkpoint found at {path!r}: expected a model_dir written by tools/train.py, "
+            f"No checkpoint found at {path!r}: expected a model_dir written by keras-wideresnet-train, "
             "a checkpoint prefix such as MODEL_DIR/ckpt-1000, or a .weights.h5 file.")
     reader = tf.train.load_checkpoint(prefix)
     saved = reader.get_variable_to_shape_map()

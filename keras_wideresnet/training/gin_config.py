@@ -6,6 +6,7 @@ Library code never imports gin; this module is the single place that exposes fun
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from typing import Sequence
 
@@ -73,9 +74,31 @@ def quickstart_files(task: str = "classification", split: str = "train",
 
 
 def default_search_paths() -> list[str]:
-    """The repository's ``gin_configs/`` (for includes such as ``include 'base/voc.gin'``)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    return [os.path.abspath(os.path.join(here, "..", "..", "gin_configs"))]
+    """The gin configs installed with the package (the repository's ``gin_configs/``).
+
+    Read through :mod:`importlib.resources`, so includes such as ``include 'quickstart/digits.gin'``
+    resolve the same in a wheel install and in an editable checkout.
+    """
+    return [os.fspath(importlib.resources.files("keras_wideresnet.gin_configs"))]
+
+
+def resolve_gin_file(name: str, search_paths: Sequence[str]) -> str:
+    """``name`` as given if it exists, else the first match under ``search_paths``.
+
+    ``gin_configs/quickstart/digits.gin`` (the checkout path that the docs show) also resolves from
+    any directory, as ``quickstart/digits.gin`` under the installed configs.
+    """
+    if os.path.exists(name):
+        return name
+    relative = [name]
+    prefix = "gin_configs" + os.sep
+    if name.startswith(prefix):
+        relative.append(name[len(prefix):])
+    for path in search_paths:
+        for rel in relative:
+            if os.path.exists(os.path.join(path, rel)):
+                return os.path.join(path, rel)
+    return name
 
 
 class GinConfigError(ValueError):
@@ -99,14 +122,13 @@ def parse_gin(files: Sequence[str] = (), bindings: Sequence[str] = (),
         gin.add_config_file_search_path(path)
     for f in files:
         # Resolve against the search paths ourselves (gin logs a spurious error otherwise).
-        found = [os.path.join(p, f) for p in paths if os.path.exists(os.path.join(p, f))]
-        f = f if os.path.exists(f) or not found else found[0]
+        f = resolve_gin_file(f, paths)
         try:
             gin.parse_config_file(f)
         except IOError as e:
             raise GinConfigError(
                 f"gin file {f!r} was not found (looked in the working directory and "
-                f"{list(search_paths) + default_search_paths()}). Pass an existing file to "
+                f"{paths}). Pass an existing file to "
                 "--gin_file or add its folder with --gin_search_paths.") from e
         except Exception as e:  # noqa: BLE001 - gin raises many types; re-raise with context
             raise GinConfigError(f"gin file {f!r} could not be applied: {e}") from e
@@ -128,7 +150,7 @@ def resolve_gin_files(files: Sequence[str], model_dir: str | None) -> list[str]:
     if model_dir and os.path.exists(os.path.join(model_dir, "config.gin")):
         return [os.path.join(model_dir, "config.gin")]
     raise GinConfigError("Pass --gin_file, or a --model_dir holding the config.gin written by "
-                         f"tools/train.py (none in {model_dir!r}).")
+                         f"keras-wideresnet-train (none in {model_dir!r}).")
 
 
 def experiment_from_flags(gin_files: Sequence[str], gin_bindings: Sequence[str],

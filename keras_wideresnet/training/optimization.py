@@ -69,7 +69,7 @@ class FusedSGD(keras.optimizers.SGD):
     gradient arrives (≈ the size of all weights at the step's peak); the fused kernel needs
     nothing before the gradient, so each gradient is consumed and freed as backprop makes it
     (issue #8: −37 % step memory and a 1.09× faster step for ResNet-38 A against Keras' SGD,
-    the ``keras_sgd`` rows of ``tools/benchmark.py``).
+    the ``keras_sgd`` rows of ``keras-wideresnet-benchmark``).
     Other cases (no momentum, sparse gradients) fall back to Keras' own update.
     """
 

@@ -268,7 +268,7 @@ def _json_default(o):
 
 def run(experiment: Experiment, model_dir: str, mode: str = "train_and_eval",
         strategy: tf.distribute.Strategy | None = None) -> dict[str, Any]:
-    """Runs ``train``, ``eval`` or ``train_and_eval`` (the body of ``tools/train.py``)."""
+    """Runs ``train``, ``eval`` or ``train_and_eval`` (the body of ``keras-wideresnet-train``)."""
     if mode not in ("train", "eval", "train_and_eval"):
         raise ValueError(f"--mode must be train, eval or train_and_eval. Received: {mode!r}")
     trainer = Trainer(experiment, model_dir, strategy)

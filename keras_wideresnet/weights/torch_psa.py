@@ -19,6 +19,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from keras_wideresnet._extras import require
+
 _BN_SUFFIX = {"weight": ("arg", "gamma"), "bias": ("arg", "beta"),
               "running_mean": ("aux", "moving_mean"), "running_var": ("aux", "moving_var")}
 _UNIT_RE = re.compile(r"^b(?P<level>\d)(?:_(?P<index>\d+))?\.(?P<op>conv|bn)_(?P<tag>branch\w+)"
@@ -75,11 +77,7 @@ def read_psa_pth(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
     The result goes straight into :func:`~keras_wideresnet.weights.convert`.
     """
-    try:
-        import torch
-    except ImportError as e:  # torch is optional
-        raise ImportError("Reading .pth files needs PyTorch: `pip install torch` (CPU build is "
-                          "enough), or convert the original MXNet .params file instead.") from e
+    torch = require("torch", "torch", f"Reading the PyTorch weights {os.fspath(path)!r}")
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"PyTorch weights file {path!r} does not exist.")

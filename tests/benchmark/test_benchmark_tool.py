@@ -1,4 +1,4 @@
-"""CI smoke test: tools/benchmark.py --preset=smoke end to end, no timing asserts (issue #8)."""
+"""CI smoke test: keras-wideresnet-benchmark --preset=smoke end to end (through tools/benchmark.py), no timing asserts."""
 
 import json
 import os

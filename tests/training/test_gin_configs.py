@@ -47,3 +47,29 @@ def test_imagenet_recipe_values():
     assert exp.train_steps == 45036 and exp.eval_image_size == 320
     model = exp.build_model(width_multiplier=1 / 32)
     assert "pool1" not in {l.name for l in model.layers}  # A1: strided convs, no pooling
+
+
+def test_installed_configs_are_the_repository_ones():
+    # The package reads its gin files through importlib.resources; in this checkout's editable
+    # install they are the repository's gin_configs/, in a wheel the copy setup.py ships.
+    (installed,) = gin_config.default_search_paths()
+    shipped = sorted(os.path.relpath(p, installed)
+                     for p in glob.glob(os.path.join(installed, "**", "*.gin"), recursive=True))
+    assert shipped == sorted(os.path.relpath(p, ROOT)
+                             for p in glob.glob(os.path.join(ROOT, "**", "*.gin"), recursive=True))
+
+
+def test_gin_file_names_resolve_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    paths = gin_config.default_search_paths()
+    for name in ("quickstart/digits.gin", os.path.join("gin_configs", "quickstart", "digits.gin")):
+        resolved = gin_config.resolve_gin_file(name, paths)
+        assert os.path.samefile(resolved, os.path.join(ROOT, "quickstart", "digits.gin")), name
+    # A file in the working directory wins over the shipped one of the same name.
+    (tmp_path / "quickstart").mkdir()
+    (tmp_path / "quickstart" / "digits.gin").write_text("Experiment.train_steps = 1\n")
+    assert gin_config.resolve_gin_file("quickstart/digits.gin", paths) == "quickstart/digits.gin"
+    # An unknown name comes back unchanged, so the error names what the user typed.
+    assert gin_config.resolve_gin_file("nope.gin", paths) == "nope.gin"
+    with pytest.raises(gin_config.GinConfigError, match="nope.gin"):
+        gin_config.parse_gin(["nope.gin"])
