@@ -49,7 +49,8 @@ setup(
     "with atrous segmentation, TF Serving export and the paper's path analysis.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.10,<3.14",
+    # TF 2.21 publishes wheels for 3.10-3.13, but Keras 3.13 and newer require Python 3.11.
+    python_requires=">=3.11,<3.14",
     packages=[*find_packages(include=["keras_wideresnet", "keras_wideresnet.*"]),
               "keras_wideresnet.gin_configs"],
     # The top-level gin_configs/ ships inside the package, read through importlib.resources.
@@ -66,7 +67,7 @@ setup(
     license="Apache-2.0",
     classifiers=[
         "Programming Language :: Python :: 3",
-        *(f"Programming Language :: Python :: 3.{v}" for v in range(10, 14)),
+        *(f"Programming Language :: Python :: 3.{v}" for v in range(11, 14)),
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
 )
