@@ -2,7 +2,7 @@
 
 ``ResNet38`` is Model A of "Wider or Deeper: Revisiting the ResNet Model for Visual
 Recognition" (Wu, Shen, van den Hengel; arXiv:1611.10080); ``variant="a1"`` / ``"a2"`` select
-its strided-conv variants (paper spec §1.2–§1.3). ``ResNet38Segmenter`` is the atrous FCN of
+its strided-conv variants. ``ResNet38Segmenter`` is the atrous FCN of
 §1.4 (output stride 8 or 16, "2 conv." head).
 """
 
@@ -22,7 +22,7 @@ from keras_wideresnet.models.backbone import build_features
 from keras_wideresnet.models.segmentation import ResizeLike, segmentation_head
 from keras_wideresnet.models.spec import FamilySpec, get_spec
 
-# Input normalisation of the released 'rna' nets (spec §5.4): RGB, x / 255, then mean / std.
+# Input normalisation of the released 'rna' nets: RGB, x / 255, then mean / std.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 VARIANTS = ("a", "a1", "a2")
@@ -92,7 +92,7 @@ def WideResNet(spec: FamilySpec | str, include_top: bool = True, weights: str | 
                recompute: bool | Sequence[int] = False) -> keras.Model:
     """Classification model for any :class:`FamilySpec` (the private builder of ResNet38 &c.).
 
-    The top is ``bn7 → relu7 → global average pool → linear{classes}`` (spec §1.1).
+    The top is ``bn7 → relu7 → global average pool → linear{classes}``.
     """
     spec = get_spec(spec)
     _check_weights(weights)
@@ -174,7 +174,7 @@ _DOC = """Instantiates {title} (paper: "Wider or Deeper: Revisiting the ResNet M
       name: Model name.
       variant: ``"a"`` (max-pool downsampling), ``"a1"`` (strided convs) or ``"a2"``.
       width_multiplier: Scales every width (small variants, tests).
-      output_stride: 32 (default), 16 or 8; removed strides become dilation (spec §1.4).
+      output_stride: 32 (default), 16 or 8; removed strides become dilation.
       pool_padding: ``"pad1"`` or ``"caffe"`` (pad 0, used to test the released Model A).
       bn_mode: ``"train"``, ``"frozen_stats"`` or ``"frozen"``.
       sync_bn: Synchronized BN across replicas.
@@ -220,7 +220,7 @@ def ResNet38Segmenter(num_classes: int, output_stride: int = 8, variant: str = "
                       bn_mode: str = "train", sync_bn: bool = False,
                       recompute: bool | Sequence[int] = False,
                       name: str | None = None) -> keras.Model:
-    """The atrous FCN of paper spec §1.4: an OS-8 (or OS-16) backbone plus the "2 conv." head.
+    """The atrous FCN of the paper's §5: an OS-8 (or OS-16) backbone plus the "2 conv." head.
 
     Args:
       num_classes: Output classes C (head layer ``linear{C}``), e.g. 21 for VOC.
@@ -266,7 +266,7 @@ def ResNet38Segmenter(num_classes: int, output_stride: int = 8, variant: str = "
 
 
 def preprocess_input(x, data_format: str | None = None):
-    """RGB in [0, 255] → ``(x / 255 - mean) / std`` with ImageNet mean/std (spec §5.4).
+    """RGB in [0, 255] → ``(x / 255 - mean) / std`` with ImageNet mean/std.
 
     Works on NumPy arrays and backend tensors; channels last.
     """

@@ -58,7 +58,7 @@ def test_full_size_parameter_counts(constructor, depth, variant):
 
 def test_full_size_segmenter_shape_and_count():
     model = A.ResNet38Segmenter(21, input_shape=(504, 504, 3))
-    assert model.output.shape == (None, 63, 63, 21)  # spec §1.4: 504 -> 63 at stride 8
+    assert model.output.shape == (None, 63, 63, 21)  # 504 -> 63 at output stride 8
     assert model.count_params() == _spec_param_count(38, seg_classes=21)
     names = {l.name for l in model.layers}
     assert {"conv1a", "res2a", "res7a", "bn7", "conv6a", "linear21"} <= names

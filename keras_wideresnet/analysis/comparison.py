@@ -1,4 +1,4 @@
-"""The "wider or deeper" comparison (paper spec §3.3 and §4; issue part 3).
+"""The "wider or deeper" comparison.
 
 Family members with similar parameter counts but different depth/width are compared on
 accuracy (from training metrics), parameters, training memory, step time and effective depth,
@@ -40,7 +40,7 @@ from keras_wideresnet.models.spec import FamilySpec, get_spec, make_spec
 _KERNELS = {"basic": (3, 3), "bottleneck": (1, 3, 1)}
 ACCURACY_KEYS = ("top1", "accuracy", "val_accuracy", "top1_accuracy", "sparse_categorical_accuracy")
 
-# Units per block B2..B7 of the default members: the paper's 38 (spec §1.2), 20 and 16 (§1.5),
+# Units per block B2..B7 of the default members: the paper's 38, 20 and 16 (§1.5),
 # and a deeper 68-layer member (twice ResNet-38's units in B2..B5).
 DEFAULT_MEMBER_UNITS = {
     "resnet68": (6, 6, 12, 6, 1, 1),
@@ -77,7 +77,7 @@ def spec_param_count(spec: FamilySpec | str, classes: int | None = 1000,
 def match_width_multiplier(units: Sequence[int], target_params: int, *, classes: int = 10,
                            downsample: Sequence[str] = ("conv",) * 5 + ("none",),
                            input_channels: int = 3) -> float:
-    """The width multiplier (of the paper's widths, spec §1.2) whose parameter count is closest
+    """The width multiplier (of the paper's widths) whose parameter count is closest
     to ``target_params`` for a member with ``units`` per block B2..B7 (bisection).
 
     The multiplier means the same as ``ResNet38(width_multiplier=...)`` (``FamilySpec.scaled``).

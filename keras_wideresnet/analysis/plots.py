@@ -1,4 +1,4 @@
-"""Plots of a path analysis (paper spec §4 item 4; Veit et al. Fig. 6), matplotlib Agg backend.
+"""Plots of a path analysis, matplotlib Agg backend.
 
 Three figures:
 * ``path_count_distribution.png``: C(n, k) per path length (the Binomial(n, ½) distribution).

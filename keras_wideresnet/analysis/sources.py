@@ -1,4 +1,4 @@
-"""Models, data and outputs of ``keras-wideresnet-analyze-paths`` (paper spec §4), as tested functions.
+"""Models, data and outputs of ``keras-wideresnet-analyze-paths``, as tested functions.
 
 Models come from a family spec name (+ width multiplier, optional ``.weights.h5``), a ``.keras``
 file, or a training run (its gin config + checkpoint, so the model and loss are rebuilt exactly

@@ -1,4 +1,4 @@
-"""Benchmark configurations and presets (issue #8 §1).
+"""Benchmark configurations and presets.
 
 A :class:`BenchConfig` is one measurement run in its own subprocess: a peak ``matmul``, model
 ``inference`` or ``training`` steps, or the training input ``pipeline`` versus plain decode.

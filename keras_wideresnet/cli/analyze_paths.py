@@ -1,4 +1,4 @@
-r"""Gradient magnitude by path length and effective depth (paper spec §4); "wider or deeper" table.
+r"""Gradient magnitude by path length and effective depth; "wider or deeper" table.
 
 Path analysis of a model (writes path_analysis.json, summary.txt and three PNGs)::
 

@@ -1,4 +1,4 @@
-r"""Throughput, achieved FLOP/s and peak memory of ResNet-38 and keras.applications baselines (issue #8).
+r"""Throughput, achieved FLOP/s and peak memory of ResNet-38 and keras.applications baselines.
 
 Every configuration runs in its own subprocess; results go to ``<output_dir>/benchmark.md`` and
 ``benchmark.json`` (rewritten after each configuration). See docs/benchmark.md.

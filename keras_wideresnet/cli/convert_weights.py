@@ -1,6 +1,6 @@
 r"""Converts a released ademxapp MXNet ``.params`` file into Keras ``.weights.h5`` (no MXNet).
 
-Paper spec §5.2–§5.4; see docs/weights.md. Example::
+See docs/weights.md. Example::
 
   keras-wideresnet-convert-weights --input ilsvrc-cls_rna-a1_cls1000_ep-0001.params \
       --model resnet38_a1 --output resnet38_a1.weights.h5

@@ -1,6 +1,6 @@
 """Convert official dataset layouts (or your own folders) to sharded TFRecords + TFDS metadata.
 
-Thin CLI over keras_wideresnet.data.converters / writer (issue #3 §2). Layouts: docs/data.md.
+Thin CLI over keras_wideresnet.data.converters / writer. Layouts: docs/data.md.
 
   keras-wideresnet-create-tfrecords --dataset=voc --data_dir=/data/VOCdevkit --sbd_dir=/data/benchmark_RELEASE \
       --splits=train_aug,val --output_dir=/data/tfrecords/voc --num_shards=64 --num_workers=8

@@ -1,4 +1,4 @@
-"""Evaluate a trained model the way the published numbers were produced (paper spec §3.3).
+"""Evaluate a trained model the way the published numbers were produced.
 
     keras-wideresnet-evaluate --model_dir=runs/shapes --scales=0.75,1,1.25 --flip \
         --output_json=runs/shapes/eval.json

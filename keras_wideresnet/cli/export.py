@@ -1,4 +1,4 @@
-"""Export a trained model for TF Serving (issue #5; docs/serving.md).
+"""Export a trained model for TF Serving.
 
     keras-wideresnet-export --model_dir=runs/voc --export_dir=serving/voc
     keras-wideresnet-export --gin_file=gin_configs/voc.gin --checkpoint=resnet38_a1_voc.weights.h5 \

@@ -1,4 +1,4 @@
-"""Validate and encode one image (+label or mask) into a ``tf.train.Example`` (ecosystem spec §1.4).
+"""Validate and encode one image (+label or mask) into a ``tf.train.Example``.
 
 Runs inside converter worker processes; checks every item the issue lists as bad input: corrupt or
 truncated images, masks whose size differs from their image, labels outside the dataset's range.

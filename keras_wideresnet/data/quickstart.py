@@ -1,4 +1,4 @@
-"""Embedded quickstart datasets written as TFRecords through the converter path (issue #3 §4).
+"""Embedded quickstart datasets written as TFRecords through the converter path.
 
 * classification: scikit-learn's ``load_digits`` — 1,797 real 8×8 handwritten digits (10 classes),
   upscaled to ``image_size`` RGB JPEGs; every 6th image is validation.

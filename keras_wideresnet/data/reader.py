@@ -1,6 +1,6 @@
 """Record sources shared by the pipelines: file lists, per-replica/worker sharding, TFDS sources.
 
-Sharding follows Model Garden's input reader (ecosystem spec §1.4): files are split across input
+Sharding follows Model Garden's input reader: files are split across input
 pipelines through ``tf.distribute.InputContext`` (records are split instead when there are fewer files
 than pipelines), interleaved with AUTOTUNE parallelism, and optionally deterministic with a seed.
 """

@@ -1,4 +1,4 @@
-"""Throughput measurement for the input pipelines (issue #3 "Must show")."""
+"""Throughput measurement for the input pipelines."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""What an exported model does: task, preprocessing and output settings (issue #5).
+"""What an exported model does: task, preprocessing and output settings.
 
 A :class:`ServingConfig` holds exactly the evaluation settings of an
-:class:`~keras_wideresnet.training.experiment.Experiment` (paper spec §3.1 test protocol,
-§3.3 segmentation testing), so the serving graph reproduces ``keras-wideresnet-evaluate``.
+:class:`~keras_wideresnet.training.experiment.Experiment` (the classification test
+protocol and the segmentation testing of the paper's §4–5), so the serving graph reproduces ``keras-wideresnet-evaluate``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ class ServingConfig:
       task: ``"classification"`` or ``"segmentation"``.
       class_names: One name per class (written as the ``labels.txt`` asset).
       image_size: Classification: centre-crop side. Segmentation: the longer side every
-        image is resized to (paper spec §3.3: 500 for VOC/ADE, 2048 for Cityscapes).
+        image is resized to.
       resize_shorter: Classification: shorter side before the crop (default ``image_size``).
       top_k: Classification: how many top classes (ids, names, scores) to return.
-      flip: Average with the mirrored image (paper spec §3.1/§3.3 ``--test-flipping``).
+      flip: Average with the mirrored image.
       scales: Segmentation test scales (multi-scale averaging).
       tile_size: Segmentation sliding-window tile (``None``: whole image).
       pad_multiple: Segmentation canvas multiple (8: the network's output stride).

@@ -1,5 +1,5 @@
-"""Export a trained experiment: rebuild the model, restore its weights, write the format
-(issue #5 §1). The library side of ``keras-wideresnet-export``; gin stays in the tool."""
+"""Export a trained experiment: rebuild the model, restore its weights, write the format.
+The library side of ``keras-wideresnet-export``; gin stays in the tool."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def export_experiment(experiment: Any, weights: str, export_dir: str, *,
       version, overwrite, top_k, include_probabilities: See :func:`export_saved_model` and
         :class:`~keras_wideresnet.export.config.ServingConfig`.
       fold_bn: Serve the BN-folded inference form (:func:`keras_wideresnet.models.fold_batch_norm`):
-        same outputs to float rounding, fewer memory passes (issue #8).
+        same outputs to float rounding, fewer memory passes.
 
     Returns:
       The written version directory or model file.

@@ -1,5 +1,5 @@
 """Evaluation preprocessing for one serving image, taken from the input pipelines
-(paper spec §3.1 test protocol, §3.3 segmentation testing).
+(the paper's classification test protocol and segmentation testing, §4–5).
 
 Serving must see the same pixels as ``keras-wideresnet-evaluate``, so these functions call the eval
 transforms of :mod:`keras_wideresnet.data.classification` / :mod:`keras_wideresnet.data.segmentation`

@@ -1,7 +1,7 @@
 """The serving graph: decode → evaluation preprocessing → model → evaluation post-processing.
 
-Classification follows the test protocol of paper spec §3.1 (resize the shorter side, centre
-crop, normalise, optional flip averaging); segmentation follows §3.3 (resize the longer side,
+Classification follows the paper's test protocol (resize the shorter side, centre
+crop, normalise, optional flip averaging); segmentation follows its segmentation testing (resize the longer side,
 pad to a multiple of 8 at the top-left, multi-scale/flip/tiles via
 :func:`keras_wideresnet.evaluation.inference.segmentation_probs`, crop the scaled region and
 resize back to the original size). Both call the evaluator's own inference functions, so the
@@ -40,7 +40,7 @@ class ServingFunctions:
             class_name_lookup = lambda ids: tf.gather(names, ids)  # noqa: E731
         self._lookup = class_name_lookup
 
-    # -- the three input types (ecosystem spec §1.6) ---------------------------------------
+    # -- the three input types ---------------------------------------
     def from_image_bytes(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         """``serving_default``: a batch of encoded images of any sizes."""
         return self._run(image_bytes, encoded=True, input_name="image_bytes")

@@ -1,4 +1,4 @@
-"""The experiment definition: the one object gin configures (paper spec §3).
+"""The experiment definition: the one object gin configures.
 
 An :class:`Experiment` names the task, the model constructor, the input pipelines and the
 optimization, loss and evaluation settings. ``keras-wideresnet-train``, ``keras-wideresnet-evaluate``,
@@ -25,7 +25,7 @@ HEAD_LAYER_PREFIXES = ("linear", "conv6a", "upsample_logits", "pool7")
 
 @dataclasses.dataclass
 class OptimizerConfig:
-    """SGD with (Nesterov) momentum and the paper's decay and lr multipliers (spec §3.1–3.2).
+    """SGD with (Nesterov) momentum and the paper's decay and lr multipliers.
 
     Attributes:
       learning_rate: Base learning rate.
@@ -57,7 +57,7 @@ class OptimizerConfig:
 
 @dataclasses.dataclass
 class LossConfig:
-    """Loss settings (spec §3.2).
+    """Loss settings.
 
     Attributes:
       ignore_label: Label value excluded from loss and metrics (255).
@@ -115,7 +115,7 @@ class Experiment:
         results as Keras' BN, 1.16-1.27x faster ResNet-38 steps in bf16 on CPU. Synchronized
         and frozen-statistics BN always keep Keras' path.
       path_analysis_interval: Every N steps, measure gradient magnitude by path length and
-        effective depth (paper spec §4) on one fixed training batch and log it to TensorBoard
+        effective depth on one fixed training batch and log it to TensorBoard
         (``model_dir/path_analysis``) and JSON. ``None`` disables it.
       path_analysis_samples_per_k: Sampled path sets per length for that measurement.
     """

@@ -29,7 +29,7 @@ def register_configurables() -> None:
     for fn in (data.classification_dataset, data.segmentation_dataset, quickstart_files,
                quickstart_class_names, dataset_class_names):
         gin.external_configurable(fn, name=fn.__name__, module="keras_wideresnet.data")
-    # Family members beyond the presets: `WideResNet.spec = @make_spec()` (spec §1.5).
+    # Family members beyond the presets: `WideResNet.spec = @make_spec()`.
     gin.external_configurable(models.make_spec, name="make_spec",
                               module="keras_wideresnet.models")
     for cls in (experiment_lib.Experiment, experiment_lib.OptimizerConfig,
@@ -56,7 +56,7 @@ def quickstart_class_names(task: str = "classification") -> tuple[str, ...]:
 
 def quickstart_files(task: str = "classification", split: str = "train",
                      data_dir: str = "quickstart_data") -> str:
-    """File pattern of the embedded quickstart data, written on first use (issue #3 §4).
+    """File pattern of the embedded quickstart data, written on first use.
 
     Classification: scikit-learn's 1,797 real 8×8 digits; segmentation: SYNTHETIC shape scenes.
     """

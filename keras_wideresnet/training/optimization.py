@@ -1,4 +1,4 @@
-"""Optimizer, learning-rate schedules, weight decay and lr multipliers (paper spec §3.1–§3.2)."""
+"""Optimizer, learning-rate schedules, weight decay and lr multipliers."""
 
 from __future__ import annotations
 
@@ -68,8 +68,7 @@ class FusedSGD(keras.optimizers.SGD):
     the step starts and holds a weight-sized temporary per variable until that variable's
     gradient arrives (≈ the size of all weights at the step's peak); the fused kernel needs
     nothing before the gradient, so each gradient is consumed and freed as backprop makes it
-    (issue #8: −37 % step memory and a 1.09× faster step for ResNet-38 A against Keras' SGD,
-    the ``keras_sgd`` rows of ``keras-wideresnet-benchmark``).
+    (``keras-wideresnet-benchmark`` measures both: the ``keras_sgd`` rows).
     Other cases (no momentum, sparse gradients) fall back to Keras' own update.
     """
 

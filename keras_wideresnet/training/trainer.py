@@ -1,4 +1,4 @@
-"""The distributed custom training loop (paper spec §3; Model Garden/orbit conventions).
+"""The distributed custom training loop.
 
 * Resume is implicit: the newest checkpoint in ``model_dir`` is restored (step, model,
   optimizer and hence the schedule); otherwise ``init_checkpoint`` is loaded.
@@ -62,8 +62,7 @@ class Trainer:
                              use_fused_batch_norm(self.model))
             self.optimizer = optimization.build_optimizer(
                 experiment.optimizer, experiment.train_steps, experiment.mixed_precision)
-            # Keras 3 creates slots lazily; build them before the tf.function loop
-            # (environment.md §2).
+            # Keras 3 creates slots lazily; build them before the tf.function loop.
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step",
                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
@@ -223,7 +222,7 @@ class Trainer:
                 "history": history}
 
     def _path_analysis_callback(self):
-        """The paper's path-length measurement (spec §4) on one fixed training batch."""
+        """The paper's path-length measurement on one fixed training batch."""
         exp = self.experiment
         if not exp.path_analysis_interval or not self.chief:
             return None

@@ -1,11 +1,10 @@
-"""Reads the community PyTorch conversion of Model A1 (psa / SEAM / 1-stage-wseg naming,
-paper spec §6), e.g. ``ilsvrc-cls_rna-a1_cls1000_ep-0001.pth``, into ademxapp names.
+"""Reads the community PyTorch conversion of Model A1 (psa / SEAM / 1-stage-wseg naming), e.g. ``ilsvrc-cls_rna-a1_cls1000_ep-0001.pth``, into ademxapp names.
 
 Those files come from ``convert_mxnet_to_torch`` in jiwoon-ahn/psa and drop ``linear1000``, so
 they fit a backbone without the classifier: ``ResNet38(variant="a1", include_top=False)`` or
 a :class:`~keras_wideresnet.models.WideResNetBackbone`. Needs ``torch`` (optional).
 
-Mapping (spec §6): ``conv1a.weight`` → ``conv1a_weight``; ``b{L}.conv_{t}.weight`` →
+Mapping: ``conv1a.weight`` → ``conv1a_weight``; ``b{L}.conv_{t}.weight`` →
 ``res{L}a_{t}_weight``; ``b{L}_{i}.conv_{t}.weight`` → ``res{L}b{i}_{t}_weight``;
 ``b….bn_{t}.{weight,bias,running_mean,running_var}`` → ``bn…_{t}_{gamma,beta,moving_mean,
 moving_var}``; ``bn7.*`` → ``bn7_*``. Torch's ``num_batches_tracked`` counters are ignored.
@@ -54,7 +53,7 @@ def psa_to_ademxapp_key(key: str) -> str | None:
             return f"{kind}:bn{unit}_{tag}_{name}"
     raise ValueError(f"Unknown key {key!r} in the PyTorch state dict: expected psa resnet38d "
                      "names such as 'conv1a.weight', 'b2.conv_branch2a.weight', "
-                     "'b4_3.bn_branch2b1.running_mean', 'bn7.weight' (paper spec §6).")
+                     "'b4_3.bn_branch2b1.running_mean', 'bn7.weight'.")
 
 
 def psa_state_dict_to_ademxapp(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray]:

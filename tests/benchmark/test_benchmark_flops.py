@@ -1,4 +1,4 @@
-"""FLOP counting from layer calls vs hand counts and TF's graph profiler (issue #8 §1)."""
+"""FLOP counting from layer calls vs hand counts and TF's graph profiler."""
 
 import keras
 import pytest

@@ -1,4 +1,4 @@
-"""Converters on miniature trees in each dataset's real on-disk layout (issue #3 "Must show")."""
+"""Converters on miniature trees in each dataset's real on-disk layout."""
 
 import glob
 import os

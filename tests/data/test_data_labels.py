@@ -1,4 +1,4 @@
-"""Exact label mappings per dataset (paper spec §3.2)."""
+"""Exact label mappings per dataset."""
 
 import numpy as np
 

@@ -101,7 +101,7 @@ def saved_model_cli_run():
 def grpc_stand_in():
     """An in-process gRPC ``PredictionService`` (tensorflow-serving-api protos) on 127.0.0.1:0,
     backed by ``tf.saved_model.load``: tests the client request format, not TF Serving itself
-    (no model server binary exists here, environment spec §2)."""
+    (no model server binary exists here)."""
     import grpc
     import tensorflow as tf
     from concurrent import futures

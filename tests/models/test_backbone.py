@@ -1,4 +1,4 @@
-"""Family specs and the backbone builder: strides, dilation, pooling modes, endpoints (spec §1.2–§1.5)."""
+"""Family specs and the backbone builder: strides, dilation, pooling modes, endpoints."""
 
 import numpy as np
 import pytest

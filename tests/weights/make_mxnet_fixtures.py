@@ -1,6 +1,6 @@
 """Writes the MXNet fixtures under tests/weights/fixtures/ with real MXNet (not run by pytest).
 
-Run it in its own virtualenv (environment spec §8: mxnet 1.9.1 needs ``numpy<1.24``)::
+Run it in its own virtualenv::
 
     python3 -m venv /tmp/mxvenv
     /tmp/mxvenv/bin/pip install mxnet==1.9.1 "numpy<1.24"
@@ -52,7 +52,7 @@ def preprocess(image_uint8):
     return ((image_uint8.astype(np.float32) / 255.0) - IMAGENET_MEAN) / IMAGENET_STD
 
 
-# Block B2..B7 of ResNet-38: (level, units, branch widths) — paper spec §1.2.
+# Block B2..B7 of ResNet-38: (level, units, branch widths) (the paper's ResNet-38).
 LEVELS = ((2, 3, (128, 128)), (3, 3, (256, 256)), (4, 6, (512, 512)), (5, 3, (512, 1024)),
           (6, 1, (512, 1024, 2048)), (7, 1, (1024, 2048, 4096)))
 

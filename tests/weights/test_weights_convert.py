@@ -1,4 +1,4 @@
-"""Converted ademxapp weights reproduce MXNet's own outputs (paper spec §5.4, issue #6).
+"""Converted ademxapp weights reproduce MXNet's own outputs.
 
 The fixtures (``make_mxnet_fixtures.py``) hold random weights at reduced widths with the exact
 ademxapp names, and the logits MXNet 1.9.1 computed from them in inference mode (moving BN

@@ -1,4 +1,4 @@
-"""The pure-NumPy MXNet ``.params`` reader (paper spec §5.3) and the md5 table (§5.2).
+"""The pure-NumPy MXNet ``.params`` reader and the md5 table (§5.2).
 
 ``fixtures/*.params`` were written by real MXNet 1.9.1 (``make_mxnet_fixtures.py``), which
 saves the V2 NDArray encoding only. The legacy (2016-era) and V1 encodings, and V3, are
@@ -34,7 +34,7 @@ FLAGS = {np.dtype(t): f for f, t in DTYPES.items()}
 
 
 def encode_ndarray(a: np.ndarray, encoding: str) -> bytes:
-    """One dense CPU NDArray in the given encoding (spec §5.3)."""
+    """One dense CPU NDArray in the given encoding."""
     shape, flag = a.shape, FLAGS[a.dtype]
     ctx_dtype = struct.pack("<iii", 1, 0, flag)  # dev_type 1 (cpu), dev_id 0, type flag
     data = np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()

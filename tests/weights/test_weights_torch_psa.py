@@ -1,4 +1,4 @@
-"""Optional: the psa / 1-stage-wseg PyTorch ``.pth`` of Model A1 (paper spec §6)."""
+"""Optional: the psa / 1-stage-wseg PyTorch ``.pth`` of Model A1."""
 
 import os
 import re
@@ -22,7 +22,7 @@ WM = 1 / 32
 
 
 def _psa_key(key: str) -> str | None:
-    """psa's ``convert_mxnet_to_torch`` naming, written out from spec §6 (the inverse mapping)."""
+    """psa's ``convert_mxnet_to_torch`` naming, written out as the inverse mapping."""
     kind, name = key.split(":")
     if name.startswith("linear"):
         return None  # psa drops the classifier
