@@ -3,7 +3,7 @@ r"""Throughput, achieved FLOP/s and peak memory of ResNet-38 and keras.applicati
 Every configuration runs in its own subprocess; results go to ``<output_dir>/benchmark.md`` and
 ``benchmark.json`` (rewritten after each configuration). See docs/benchmark.md.
 
-  # CI-sized smoke run (tiny widths, ~1 min on 2 cores)
+  # CI-sized smoke run: every measurement kind once, at tiny widths
   keras-wideresnet-benchmark --preset=smoke --output_dir=/tmp/bench_smoke
 
   # the CPU table of docs/benchmark.md (~15-25 min on 2 cores)

@@ -1,5 +1,6 @@
 """Configs, subprocess isolation (crash capture) and report arithmetic of the benchmark."""
 
+import json
 import sys
 
 import pytest
@@ -90,11 +91,14 @@ def test_the_math_mode_reaches_tf_in_the_worker():
     """The worker's environment sets oneDNN's float32 math mode on TF's convolutions (oneDNN's
     verbose log names the primitive attribute), and a strict row runs without it. Whether the
     CPU then uses bf16 products is oneDNN's choice per instruction set, so the results are held
-    to what each mode allows, not to a CPU flag."""
+    to what each mode allows, not to a CPU flag.
+
+    The math mode acts only on TF's oneDNN ops, which TF turns on by default only on some CPUs
+    (on an AVX2-only CPU its convolutions run through Eigen), so the probe asks for them."""
     errors, attributes = {}, {}
     for bf16_math in (False, True):
-        env = dict(runner.worker_env(configs.BenchConfig("matmul", bf16_math=bf16_math)),
-                   ONEDNN_VERBOSE="1")
+        config = configs.BenchConfig("matmul", bf16_math=bf16_math, onednn=True)
+        env = dict(runner.worker_env(config), ONEDNN_VERBOSE="1")
         run = runner.run_subprocess([sys.executable, "-c", _PROBE], env, 300)
         assert run["status"] == "ok", run["stderr_tail"]
         errors[bf16_math] = float(run["stdout"].split("ERR")[-1])
@@ -189,3 +193,22 @@ def test_rounds_merge_to_the_median_round_and_speedups_pair_rounds():
     assert report.merge_rounds(raw[:3]) == raw[:3]
     with pytest.raises(ValueError, match="rounds"):
         runner.run_configs([], rounds=0)
+
+
+def test_summary_compares_each_flag_with_its_baseline_and_the_port_with_keras():
+    def rec(kind="training", ips=10.0, **fields):
+        cfg = configs.BenchConfig(kind, resolution=32, batch_size=2, **fields)
+        return {"label": cfg.label, "config": json.loads(cfg.to_json()), "onednn_env": "(TF default)",
+                "status": "ok", "result": {"images_per_s": ips, "achieved_flops": ips * 1e9, "peak_mib": 100.0,
+                                           "device": {"device_name": "x"}, "loadavg_1m": [1.0, 1.0]}}
+
+    train, infer = rec(), rec("inference", ips=30.0)
+    keras_bn, bf16, keras_sgd = rec(ips=5.0, keras_bn=True), rec(ips=20.0, bf16_math=True), rec(ips=8.0, keras_sgd=True)
+    folded, port = rec("inference", ips=45.0, fold_bn=True), rec(ips=4.0, framework="torch")
+    records = [train, infer, keras_bn, bf16, keras_sgd, folded, port]
+    speedups = {c["what"]: c["speedup"] for c in report.summarize(records)["comparisons"]}
+    assert speedups[keras_bn["label"] + " vs fused BN"] == pytest.approx(0.5)
+    assert speedups[bf16["label"] + " vs strict float32"] == pytest.approx(2.0)
+    assert speedups[keras_sgd["label"] + " vs FusedSGD"] == pytest.approx(0.8)
+    assert speedups[folded["label"] + " vs Keras BN"] == pytest.approx(1.5)
+    assert speedups[f"{train['label']} vs {port['label']}"] == pytest.approx(2.5)  # Keras over the port

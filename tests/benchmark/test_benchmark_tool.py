@@ -23,7 +23,7 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "benchmark.json").read_text())
     records = {r["label"]: r for r in data["records"]}
-    assert len(records) == 16 and all(r["status"] == "ok" for r in records.values()), records
+    assert len(records) == 12 and all(r["status"] == "ok" for r in records.values()), records
     for r in records.values():
         res = r["result"]
         assert res["device"]["tf"] and len(res["loadavg_1m"]) == 2
@@ -44,20 +44,10 @@ def test_smoke_preset_end_to_end(tmp_path):
     unfused = records["resnet38_a w×0.03125, training, 32px b2, float32, Keras SGD"]["result"]
     assert unfused["final_loss"] > 0 and unfused["alloc_peak_mib"] > 0
     assert any(c["what"].endswith("Keras SGD vs FusedSGD") for c in data["summary"]["comparisons"])
-    keras_bn = records["resnet38_a w×0.03125, training, 32px b2, float32, Keras BN"]["result"]
-    assert keras_bn["final_loss"] > 0 and keras_bn["flops_per_image"] == train["result"]["flops_per_image"]
-    assert any(c["what"].endswith("Keras BN vs fused BN") and c["speedup"] > 0
-               for c in data["summary"]["comparisons"])
-    math = records["resnet38_a w×0.03125, training, 32px b2, float32, bf16 math"]["result"]
-    assert math["device"]["fpmath_env"] == "BF16" and train["result"]["device"]["fpmath_env"] == "(unset: strict)"
-    assert "float32 (oneDNN (TF default), bf16 math)" in data["summary"]["peaks"]  # its own peak
-    assert math["final_loss"] > 0 and math["flops_per_image"] == train["result"]["flops_per_image"]
-    assert any(c["what"].endswith("bf16 math vs strict float32") and c["speedup"] > 0
-               for c in data["summary"]["comparisons"])
-    folded = records["resnet38_a w×0.03125, inference, 32px b2, float32, folded BN"]["result"]
-    plain = records["resnet38_a w×0.03125, inference, 32px b2, float32"]["result"]
-    assert folded["flops_per_image"] == plain["flops_per_image"] and folded["params"] < plain["params"]
-    assert any(c["what"].endswith("folded BN vs Keras BN") for c in data["summary"]["comparisons"])
+    math = records["matmul 256, float32, bf16 math, oneDNN on"]["result"]
+    assert math["device"]["fpmath_env"] == "BF16"
+    assert train["result"]["device"]["fpmath_env"] == "(unset: strict)"
+    assert "float32 (oneDNN 1, bf16 math)" in data["summary"]["peaks"]  # its own peak
     inter = next(r["result"] for label, r in records.items() if "interleaved float32/" in label)
     assert set(inter["variants"]) == {"float32", "float32, folded BN", "mixed_bfloat16",
                                       "mixed_bfloat16, folded BN"}
@@ -70,12 +60,6 @@ def test_smoke_preset_end_to_end(tmp_path):
     inter_peer = records["resnet38_a training 32px b2, mixed_bfloat16, interleaved PyTorch port/Keras"]["result"]
     assert list(inter_peer["variants"]) == ["PyTorch port", "Keras"]
     assert all(len(v["step_times_s"]) == 2 and v["speedup"] > 0 for v in inter_peer["variants"].values())
-    peer = records["PyTorch port: resnet38_a w×0.03125, training, 32px b2, float32"]["result"]
-    assert peer["flops_per_image"] == train["result"]["flops_per_image"]  # the same network
-    assert peer["images_per_s"] > 0 and peer["final_loss"] > 0
-    assert "alloc_peak_mib" not in peer  # PyTorch bypasses TF's allocator: RSS only
-    assert any(c["what"].endswith("vs PyTorch port: resnet38_a w×0.03125, training, 32px b2, float32")
-               for c in data["summary"]["comparisons"])
     md = (out / "benchmark.md").read_text()
     assert "interleaved Keras/fused BN | ok (Keras BN " in md
     assert "| configuration | status | img/s" in md and "resnet50v2, inference" in md
