@@ -32,11 +32,13 @@ import sys
 
 from absl import app, flags, logging
 
+from keras_wideresnet.cli import _app  # first: it sets TF's C++ log level before TF loads
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mode", "paths", ["paths", "compare"], "Path analysis of one model, or the "
                   "wider-or-deeper comparison table.")
-flags.DEFINE_string("output_dir", None, "Where JSON, PNG and Markdown files go.")
+flags.DEFINE_string("output_dir", None, "Where JSON, PNG and Markdown files go; default: "
+                    "CHECKPOINT/paths for a run's model_dir, else ./path_analysis.")
 # Model (mode=paths): exactly one of --gin_file, --model, --keras_model.
 flags.DEFINE_multi_string("gin_file", [], "gin config(s) of a training run (keras-wideresnet-train).")
 flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings.")
@@ -82,7 +84,8 @@ flags.DEFINE_integer("timing_steps", 5, "mode=compare: timed training steps per 
 def _validate_flags() -> None:
     """Cheap checks before TensorFlow is imported, so mistakes fail fast."""
     if not FLAGS.output_dir:
-        raise app.UsageError("--output_dir is required.")
+        run_dir = FLAGS.checkpoint if FLAGS.checkpoint and os.path.isdir(FLAGS.checkpoint) else None
+        FLAGS.output_dir = os.path.join(run_dir, "paths") if run_dir else "path_analysis"
     data = [f for f in ("data_pattern", "quickstart_dir", "npz") if getattr(FLAGS, f)]
     if len(data) > 1:
         raise app.UsageError(f"Pass only one data source; got {data}.")
@@ -212,7 +215,7 @@ def main(argv):
 
 def run() -> None:
     """Console entry point (``keras-wideresnet-analyze-paths``)."""
-    app.run(main)
+    _app.run(main, "keras-wideresnet-analyze-paths")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Every configuration runs in its own subprocess; results go to ``<output_dir>/ben
   # CI-sized smoke run: every measurement kind once, at tiny widths
   keras-wideresnet-benchmark --preset=smoke --output_dir=/tmp/bench_smoke
 
-  # the CPU table of docs/benchmark.md (~15-25 min on 2 cores)
+  # the CPU table of docs/benchmark.md
   keras-wideresnet-benchmark --preset=cpu_quick --output_dir=runs/bench_cpu
 
   # one GPU, within a time budget (configurations left over are listed as skipped)
@@ -26,6 +26,7 @@ import sys
 
 from absl import app, flags, logging
 
+from keras_wideresnet.cli import _app  # first: it sets TF's C++ log level before TF loads
 
 from keras_wideresnet.benchmark import configs as configs_lib  # noqa: E402
 from keras_wideresnet.benchmark import report, runner  # noqa: E402
@@ -33,7 +34,8 @@ from keras_wideresnet.benchmark import report, runner  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("preset", "cpu_quick", sorted(configs_lib.PRESETS) + ["custom"],
                   "Configuration set; 'custom' = the grid of --models/--kinds/--precisions/...")
-flags.DEFINE_string("output_dir", None, "Where benchmark.md and benchmark.json go.")
+flags.DEFINE_string("output_dir", None, "Where benchmark.md and benchmark.json go; default: "
+                    "runs/benchmark_<preset>.")
 flags.DEFINE_string("filter", None, "Regex: keep only configurations whose label matches "
                     "(matmul rows are always kept, they give the peak).")
 flags.DEFINE_string("agreement_model_dir", None,
@@ -108,7 +110,7 @@ def main(argv):
     if FLAGS.rounds < 1:
         raise app.UsageError(f"--rounds must be at least 1; got {FLAGS.rounds}")
     if not FLAGS.output_dir:
-        raise app.UsageError("--output_dir is required (where benchmark.md and benchmark.json go).")
+        FLAGS.output_dir = os.path.join("runs", f"benchmark_{FLAGS.preset}")
     records: list[dict] = []
     title = f"Benchmark (preset {FLAGS.preset})"
 
@@ -133,7 +135,7 @@ def main(argv):
 
 def run() -> None:
     """Console entry point (``keras-wideresnet-benchmark``)."""
-    app.run(main)
+    _app.run(main, "keras-wideresnet-benchmark")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ Then ``ResNet38(variant="a1", weights="resnet38_a1.weights.h5")`` or
 
 from absl import app, flags, logging
 
+from keras_wideresnet.cli import _app  # first: it sets TF's C++ log level before TF loads
+
 from keras_wideresnet.weights import RELEASED_MODELS, export_keras_weights
 
 FLAGS = flags.FLAGS
@@ -40,7 +42,7 @@ def main(argv):
 
 def run() -> None:
     """Console entry point (``keras-wideresnet-convert-weights``)."""
-    app.run(main)
+    _app.run(main, "keras-wideresnet-convert-weights")
 
 
 if __name__ == "__main__":

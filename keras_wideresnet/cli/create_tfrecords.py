@@ -13,6 +13,7 @@ import sys
 
 from absl import app, flags, logging
 
+from keras_wideresnet.cli import _app  # first: it sets TF's C++ log level before TF loads
 
 from keras_wideresnet._extras import MissingExtraError  # noqa: E402
 from keras_wideresnet.data import converters, labels, writer  # noqa: E402
@@ -98,7 +99,7 @@ def convert() -> dict:
         logging.info("%s/%s: wrote %d records to %s; skipped %d.", name, split, r.num_written, r.pattern, len(r.skipped))
         print(f"{name}/{split}: {r.num_written} records, {len(r.skipped)} skipped -> {r.pattern}", flush=True)
     writer.write_tfds_metadata(FLAGS.output_dir, task=task, class_names=label_map.class_names,
-                               description=f"{dataset} converted by keras_wideresnet ({label_map.source})")
+                               splits=list(results.values()), description=f"{dataset} converted by keras_wideresnet ({label_map.source})")
     return results
 
 
@@ -115,7 +116,7 @@ def main(argv):
 
 def run() -> None:
     """Console entry point (``keras-wideresnet-create-tfrecords``)."""
-    app.run(main)
+    _app.run(main, "keras-wideresnet-create-tfrecords")
 
 
 if __name__ == "__main__":

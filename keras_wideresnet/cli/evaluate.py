@@ -14,6 +14,8 @@ import json
 
 from absl import app, flags
 
+from keras_wideresnet.cli import _app  # first: it sets TF's C++ log level before TF loads
+
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "gin file(s); default: MODEL_DIR/config.gin.")
 flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings.")
@@ -57,7 +59,7 @@ def main(argv):
 
 def run() -> None:
     """Console entry point (``keras-wideresnet-evaluate``)."""
-    app.run(main)
+    _app.run(main, "keras-wideresnet-evaluate")
 
 
 if __name__ == "__main__":

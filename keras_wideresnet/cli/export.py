@@ -12,7 +12,11 @@ serving_tf_example, preprocessing equal to keras-wideresnet-evaluate, and ``asse
 
 from __future__ import annotations
 
+import os
+
 from absl import app, flags, logging
+
+from keras_wideresnet.cli import _app  # first: it sets TF's C++ log level before TF loads
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "gin file(s); default: MODEL_DIR/config.gin.")
@@ -20,7 +24,8 @@ flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings.")
 flags.DEFINE_string("model_dir", None, "Training model_dir (config.gin + checkpoints).")
 flags.DEFINE_string("checkpoint", None,
                     "Checkpoint prefix or .weights.h5 (default: newest checkpoint in model_dir).")
-flags.DEFINE_string("export_dir", None, "TF Serving model base path (or LiteRT/ONNX folder).")
+flags.DEFINE_string("export_dir", None, "TF Serving model base path (or LiteRT/ONNX folder); "
+                    "default: MODEL_DIR/export.")
 flags.DEFINE_integer("version", None, "Version sub-directory (default: newest + 1).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing version / model file.")
 flags.DEFINE_enum("format", "saved_model", ["saved_model", "litert", "onnx"], "Export format.")
@@ -33,7 +38,6 @@ flags.DEFINE_integer("tile_size", None, "Sliding-window tile side for large imag
 flags.DEFINE_bool("fold_batch_norm", True,
                   "Export the BN-folded inference form (same outputs, faster); false keeps Keras BN.")
 flags.DEFINE_integer("eval_image_size", None, "Override the eval size (crop or longer side).")
-flags.mark_flag_as_required("export_dir")
 
 
 def main(argv):
@@ -43,6 +47,10 @@ def main(argv):
     if not source:
         raise app.UsageError("Pass --model_dir (a training run) or --checkpoint (a checkpoint "
                              "prefix or .weights.h5) to say which weights to export.")
+    export_dir = FLAGS.export_dir or (FLAGS.model_dir and os.path.join(FLAGS.model_dir, "export"))
+    if not export_dir:
+        raise app.UsageError("Pass --export_dir (where the export goes): with --checkpoint alone "
+                             "there is no MODEL_DIR/export to default to.")
     from keras_wideresnet.export.experiment_export import export_experiment
     from keras_wideresnet.training import gin_config
 
@@ -50,7 +58,7 @@ def main(argv):
                                                   FLAGS.model_dir)
     experiment = experiment.with_eval_overrides(FLAGS.scales, FLAGS.flip, FLAGS.tile_size,
                                                 FLAGS.eval_image_size)
-    path = export_experiment(experiment, source, FLAGS.export_dir, export_format=FLAGS.format,
+    path = export_experiment(experiment, source, export_dir, export_format=FLAGS.format,
                              version=FLAGS.version, overwrite=FLAGS.overwrite, top_k=FLAGS.top_k,
                              include_probabilities=FLAGS.include_probabilities,
                              fold_bn=FLAGS.fold_batch_norm)
@@ -60,7 +68,7 @@ def main(argv):
 
 def run() -> None:
     """Console entry point (``keras-wideresnet-export``)."""
-    app.run(main)
+    _app.run(main, "keras-wideresnet-export")
 
 
 if __name__ == "__main__":

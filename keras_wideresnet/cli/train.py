@@ -13,6 +13,8 @@ import os
 
 from absl import app, flags, logging
 
+from keras_wideresnet.cli import _app  # first: it sets TF's C++ log level before TF loads
+
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_file", [], "gin config file(s); later files override earlier.")
 flags.DEFINE_multi_string("gin_bindings", [], "Extra bindings, e.g. 'Experiment.train_steps=10'.")
@@ -52,8 +54,9 @@ def main(argv):
     if FLAGS.strategy == "mirrored" and FLAGS.num_cpu_devices > 1:
         devices = [f"/cpu:{i}" for i in range(FLAGS.num_cpu_devices)]
     strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, devices)
-    logging.info("Strategy %s with %d replicas", type(strategy).__name__,
-                 strategy.num_replicas_in_sync)
+    if FLAGS.strategy != "default":
+        print(f"[keras_wideresnet] {type(strategy).__name__} with {strategy.num_replicas_in_sync} "
+              "replicas", flush=True)
     result = trainer.run(experiment, FLAGS.model_dir, FLAGS.mode, strategy)
     if trainer.is_chief(strategy):
         gin_config.write_operative_config(FLAGS.model_dir, FLAGS.mode)
@@ -61,9 +64,15 @@ def main(argv):
         _print_scores(result["eval"])
     if FLAGS.export_dir and trainer.is_chief(strategy):
         from keras_wideresnet.export import export_experiment
+        from keras_wideresnet.export.saved_model import version_exported_from
 
-        path = export_experiment(experiment, FLAGS.model_dir, FLAGS.export_dir)
-        print(f"[keras_wideresnet] exported SavedModel for TF Serving: {path}")
+        latest = result["trainer"].manager.latest_checkpoint
+        done = latest and version_exported_from(FLAGS.export_dir, latest)
+        if done:  # a re-run of a finished run: that checkpoint is already served
+            print(f"[keras_wideresnet] {done} already holds {latest}; nothing to export")
+        else:
+            path = export_experiment(experiment, FLAGS.model_dir, FLAGS.export_dir)
+            print(f"[keras_wideresnet] exported SavedModel for TF Serving: {path}")
 
 
 def _print_scores(scores: dict) -> None:
@@ -81,7 +90,7 @@ def _print_scores(scores: dict) -> None:
 def run() -> None:
     """Console entry point (``keras-wideresnet-train``)."""
     flags.mark_flag_as_required("model_dir")
-    app.run(main)
+    _app.run(main, "keras-wideresnet-train")
 
 
 if __name__ == "__main__":

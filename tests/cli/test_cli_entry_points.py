@@ -13,7 +13,7 @@ import pytest
 import keras_wideresnet.cli as cli
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MODULES = sorted(m.name for m in pkgutil.iter_modules(cli.__path__))
+MODULES = sorted(m.name for m in pkgutil.iter_modules(cli.__path__) if not m.name.startswith("_"))
 
 
 def _console_scripts() -> dict[str, str]:
