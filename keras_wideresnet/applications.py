@@ -3,7 +3,7 @@
 ``ResNet38`` is Model A of "Wider or Deeper: Revisiting the ResNet Model for Visual
 Recognition" (Wu, Shen, van den Hengel; arXiv:1611.10080); ``variant="a1"`` / ``"a2"`` select
 its strided-conv variants. ``ResNet38Segmenter`` is the atrous FCN of
-§1.4 (output stride 8 or 16, "2 conv." head).
+docs/architecture.md §3–§4 (output stride 8 or 16, "2 conv." head).
 """
 
 from __future__ import annotations
@@ -35,13 +35,22 @@ _CONVERT_HINT = (
     "and pass `weights='resnet38_a1.weights.h5'`.")
 
 
+class WeightsFileNotFoundError(FileNotFoundError, ValueError):
+    """``weights`` names a file that does not exist (a ``ValueError`` too, as in
+    ``keras.applications``)."""
+
+
 def _check_weights(weights: str | None) -> None:
     if weights is None:
         return
     if weights == "imagenet":
         raise ValueError(f"weights='imagenet' is not available offline. {_CONVERT_HINT} "
                          f"Received: weights={weights!r}")
-    if not isinstance(weights, (str, os.PathLike)) or not os.path.exists(weights):
+    if isinstance(weights, (str, os.PathLike)) and not os.path.exists(weights):
+        raise WeightsFileNotFoundError(
+            f"Weights file {os.fspath(weights)!r} does not exist. {_CONVERT_HINT} "
+            f"Received: weights={weights!r}")
+    if not isinstance(weights, (str, os.PathLike)):
         raise ValueError("The `weights` argument should be either `None` (random initialization) "
                          f"or the path to a weights file to be loaded. {_CONVERT_HINT} "
                          f"Received: weights={weights!r}")

@@ -53,4 +53,5 @@ def export_experiment(experiment: Any, weights: str, export_dir: str, *,
         return formats.export_litert(model, config, export_dir, overwrite=overwrite)
     if export_format == "onnx":
         return formats.export_onnx(model, config, export_dir, overwrite=overwrite)
-    return export_saved_model(model, config, export_dir, version=version, overwrite=overwrite)
+    return export_saved_model(model, config, export_dir, version=version, overwrite=overwrite,
+                              source=restored)

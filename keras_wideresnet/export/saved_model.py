@@ -1,4 +1,4 @@
-"""Versioned SavedModel export for TF Serving (issue #5; environment spec §2).
+"""Versioned SavedModel export for TF Serving.
 
 The model is written with :class:`keras.export.ExportArchive`, whose variables load in TF
 Serving's C++ session loader (a plain ``tf.saved_model.save`` of a Keras 3 model does not:
@@ -65,8 +65,24 @@ def build_archive(model: keras.Model, config: ServingConfig, labels_path: str) -
     return archive
 
 
+def version_exported_from(export_base: str, source: str) -> str | None:
+    """The newest version directory under ``export_base`` that was exported from ``source``
+    (the checkpoint recorded in its ``serving_config.json``), or None."""
+    for version in reversed(existing_versions(export_base)):
+        path = os.path.join(export_base, str(version), "assets.extra", CONFIG_FILENAME)
+        try:
+            with tf.io.gfile.GFile(path) as f:
+                recorded = json.load(f).get("source")
+        except (OSError, ValueError, tf.errors.NotFoundError):
+            continue
+        if recorded and os.path.abspath(recorded) == os.path.abspath(source):
+            return os.path.join(export_base, str(version))
+    return None
+
+
 def export_saved_model(model: keras.Model, config: ServingConfig, export_base: str,
-                       version: int | None = None, overwrite: bool = False) -> str:
+                       version: int | None = None, overwrite: bool = False,
+                       source: str | None = None) -> str:
     """Writes ``export_base/<version>/`` for TF Serving and returns that path.
 
     The version is written to a hidden temporary directory first and renamed into place, so a
@@ -78,6 +94,8 @@ def export_saved_model(model: keras.Model, config: ServingConfig, export_base: s
       export_base: The model base path TF Serving is pointed at (``--model_base_path``).
       version: Integer version (default: :func:`next_version`).
       overwrite: Replace an existing ``version`` directory instead of failing.
+      source: The checkpoint or weights file the model came from, recorded in
+        ``serving_config.json`` (see :func:`version_exported_from`).
     """
     if not isinstance(model, keras.Model) or not model.built:
         raise ValueError(f"`model` must be a built keras.Model. Received: {type(model).__name__}")
@@ -110,7 +128,10 @@ def export_saved_model(model: keras.Model, config: ServingConfig, export_base: s
             extra = os.path.join(tmp, "assets.extra")
             tf.io.gfile.makedirs(extra)
             with tf.io.gfile.GFile(os.path.join(extra, CONFIG_FILENAME), "w") as f:
-                json.dump({"model": model.name, **config.to_json_dict()}, f, indent=2)
+                sidecar = {"model": model.name, **config.to_json_dict()}
+                if source:
+                    sidecar["source"] = os.path.abspath(source)
+                json.dump(sidecar, f, indent=2)
             if tf.io.gfile.exists(target):
                 tf.io.gfile.rmtree(target)
             tf.io.gfile.rename(tmp, target)

@@ -108,11 +108,15 @@ class Experiment:
       init_checkpoint_modules: ``"all"`` or ``"backbone"`` (skip the head).
       mixed_precision: ``None``, ``"mixed_float16"`` (with loss scaling) or ``"mixed_bfloat16"``.
       seed: Global seed (``keras.utils.set_random_seed``).
+      deterministic: Run every TF op deterministically
+        (``tf.config.experimental.enable_op_determinism``) so that the same seed on the same
+        machine gives the same run; needs ``seed``. Slower, and an op without a deterministic
+        kernel raises an error that names it.
       jit_compile: XLA for the forward and backward pass of the train step (off by default:
-        about 3x slower on CPU, where XLA does not use oneDNN; worth trying on GPU).
+        slower on CPU, where XLA does not use oneDNN; worth trying on GPU).
       fused_batch_norm: Train BN with TF's fused kernel
         (:func:`keras_wideresnet.training.fused_batch_norm.use_fused_batch_norm`): the same
-        results as Keras' BN, 1.16-1.27x faster ResNet-38 steps in bf16 on CPU. Synchronized
+        results as Keras' BN, with faster training steps (docs/benchmark.md). Synchronized
         and frozen-statistics BN always keep Keras' path.
       path_analysis_interval: Every N steps, measure gradient magnitude by path length and
         effective depth on one fixed training batch and log it to TensorBoard
@@ -145,6 +149,7 @@ class Experiment:
     init_checkpoint_modules: str = "all"
     mixed_precision: str | None = None
     seed: int | None = None
+    deterministic: bool = False
     jit_compile: bool = False
     fused_batch_norm: bool = True
     path_analysis_interval: int | None = None
@@ -156,6 +161,9 @@ class Experiment:
         if self.model_fn is None:
             raise ValueError("Experiment.model_fn is not set. Bind it in gin, e.g. "
                              "`Experiment.model_fn = @ResNet38Segmenter`.")
+        if self.deterministic and self.seed is None:
+            raise ValueError("Experiment.deterministic = True needs Experiment.seed: bind both, e.g. "
+                             "`Experiment.seed = 0`.")
         if self.init_checkpoint_modules not in INIT_MODULES:
             raise ValueError(f"Experiment.init_checkpoint_modules must be one of {INIT_MODULES}. "
                              f"Received: {self.init_checkpoint_modules!r}")

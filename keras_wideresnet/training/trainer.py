@@ -54,6 +54,8 @@ class Trainer:
         self.chief = is_chief(self.strategy)
         if experiment.seed is not None:
             keras.utils.set_random_seed(experiment.seed)
+        if experiment.deterministic:
+            tf.config.experimental.enable_op_determinism()
         set_precision_policy(experiment.mixed_precision)
         with self.strategy.scope():
             self.model = experiment.build_model()
@@ -87,7 +89,16 @@ class Trainer:
             restore_model(self.model, latest)
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             return f"resumed from {latest} at step {int(self.step.numpy())}"
-        if self.experiment.init_checkpoint:
+        init = self.experiment.init_checkpoint
+        if init and init.endswith(".h5") and not os.path.exists(init):
+            raise FileNotFoundError(
+                f"Experiment.init_checkpoint {init!r} does not exist. The paper's recipes start "
+                "from the ImageNet weights: convert the released ademxapp file first, e.g.\n"
+                "  keras-wideresnet-convert-weights --input=ilsvrc-cls_rna-a1_cls1000_ep-0001.params "
+                f"--model=resnet38_a1 --output={init}\n"
+                "(docs/weights.md lists the files), or start from random weights with "
+                "--gin_bindings=\"Experiment.init_checkpoint=None\".")
+        if init:
             what = restore_model(self.model, self.experiment.init_checkpoint,
                                  self.experiment.init_checkpoint_modules)
             return f"initialized {self.experiment.init_checkpoint_modules} from {what}"
@@ -190,7 +201,7 @@ class Trainer:
         path_callback = self._path_analysis_callback()
         while int(self.step.numpy()) < exp.train_steps:
             step = int(self.step.numpy())
-            n = min(exp.steps_per_loop, exp.train_steps - step)
+            n = self._steps_until_boundary(step)
             t0 = time.time()
             loss, finite, images_seen = self._train_fn(iterator, tf.constant(n, tf.int32))
             loss = float(loss.numpy())
@@ -210,16 +221,30 @@ class Trainer:
                 tf.summary.scalar("loss", loss)
                 tf.summary.scalar("learning_rate", lr)
                 tf.summary.scalar("images_per_second", images_per_s)
-            self.manager.save(checkpoint_number=step)
+            if exp.checkpoint_interval and step % exp.checkpoint_interval == 0:
+                self.manager.save(checkpoint_number=step, check_interval=False)
             if path_callback is not None and step % exp.path_analysis_interval == 0:
                 path_callback.on_epoch_end(step // exp.path_analysis_interval - 1)
             if eval_every and exp.eval_data is not None and step % eval_every == 0 \
                     and step < exp.train_steps:
                 self.evaluate()
-        self.manager.save(checkpoint_number=int(self.step.numpy()), check_interval=False)
+        final, latest = int(self.step.numpy()), self.manager.latest_checkpoint
+        if latest is None or int(latest.rsplit("-", 1)[-1]) != final:  # not saved at a multiple
+            self.manager.save(checkpoint_number=final, check_interval=False)
         writer.flush()
         return {"step": int(self.step.numpy()), "loss": history[-1]["loss"] if history else None,
                 "history": history}
+
+    def _steps_until_boundary(self, step: int) -> int:
+        """Steps of the next loop: ``steps_per_loop``, cut short at the last step and at the next
+        multiple of ``checkpoint_interval`` and ``eval_interval``, so that checkpoints and
+        evaluations fall exactly on those multiples."""
+        exp = self.experiment
+        n = min(exp.steps_per_loop, exp.train_steps - step)
+        for interval in (exp.checkpoint_interval, exp.eval_interval, exp.path_analysis_interval):
+            if interval:
+                n = min(n, interval - step % interval)
+        return n
 
     def _path_analysis_callback(self):
         """The paper's path-length measurement on one fixed training batch."""

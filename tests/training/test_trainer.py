@@ -61,16 +61,30 @@ def _env(**extra):
     return env
 
 
+def _checkpoint_steps(model_dir):
+    state = tf.train.get_checkpoint_state(str(model_dir))
+    return [int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths]
+
+
 def test_classification_train_then_eval(tmp_path, quickstart_dir):
-    exp = _experiment("quickstart/digits.gin", TINY_CLS, quickstart_dir)
+    # Loops of 3 steps are cut at each multiple of checkpoint_interval=2 and at the last step.
+    bindings = TINY_CLS + ["Experiment.train_steps = 5", "Experiment.steps_per_loop = 3"]
+    exp = _experiment("quickstart/digits.gin", bindings, quickstart_dir)
     result = trainer.run(exp, str(tmp_path), "train_and_eval")
-    assert result["train"]["step"] == 4
+    assert result["train"]["step"] == 5
+    assert [h["step"] for h in result["train"]["history"]] == [2, 4, 5]
+    assert _checkpoint_steps(tmp_path) == [2, 4, 5]
     assert result["eval"]["num_examples"] == 16  # eval_steps=2 batches of 8
     assert 0.0 <= result["eval"]["top1"] <= result["eval"]["top5"] <= 1.0
-    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-4")
-    with open(tmp_path / "metrics_4.json") as f:
+    with open(tmp_path / "metrics_5.json") as f:
         assert json.load(f)["top1"] == result["eval"]["top1"]
     assert os.listdir(tmp_path / "train")  # TensorBoard events
+    # Re-running a finished run trains nothing and writes no new checkpoint.
+    final = tmp_path / "ckpt-5.index"
+    mtime = final.stat().st_mtime_ns
+    again = trainer.run(_experiment("quickstart/digits.gin", bindings, quickstart_dir), str(tmp_path), "train")
+    assert again["train"]["history"] == [] and _checkpoint_steps(tmp_path) == [2, 4, 5]
+    assert final.stat().st_mtime_ns == mtime
 
 
 def test_segmentation_train_then_eval_with_bootstrapping(tmp_path, quickstart_dir):
@@ -135,7 +149,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, quickstart_dir):
              "--strategy=mirrored", "--num_cpu_devices=2"),
         env=_env(), capture_output=True, text=True, cwd=REPO, timeout=400)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "MirroredStrategy with 2 replicas" in out.stderr
+    assert "MirroredStrategy with 2 replicas" in out.stdout
     assert "top-1 accuracy" in out.stdout
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-4")
 
@@ -160,7 +174,7 @@ def test_multi_worker_mirrored_two_processes(tmp_path, quickstart_dir):
     outs = [p.communicate(timeout=500) for p in procs]
     for p, (stdout, stderr) in zip(procs, outs):
         assert p.returncode == 0, stderr[-3000:]
-    assert "with 2 replicas" in outs[0][1]
+    assert "with 2 replicas" in outs[0][0]
     # Only the chief (worker 0) writes to model_dir; both evaluated the same exact counts.
     assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-4")
     assert "top-1 accuracy" in outs[0][0]
