@@ -117,7 +117,7 @@ def write_quickstart(
             shuffle_seed=shuffle, verbose=verbose,
         )  # fmt: skip
     writer.write_tfds_metadata(
-        out_dir, task=task, class_names=class_names,
+        out_dir, task=task, class_names=class_names, splits=list(results.values()),
         description=("scikit-learn handwritten digits (real, 8x8 upscaled)" if task == "classification"
                      else "SYNTHETIC coloured-shape scenes (generated, not real data)"),
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Sharded, resumable, parallel TFRecord writer with TFDS metadata (issue #3 §1–2, ecosystem spec §1.8).
+"""Sharded, resumable, parallel TFRecord writer with TFDS metadata.
 
 Each shard is written by one worker process to a temporary file and renamed only when complete (with
 a small manifest beside it), so a half-written shard never looks complete and re-running finishes the
@@ -36,6 +36,8 @@ class SplitResult:
     skipped: list[tuple[str, str]]
     files: list[str]
     pattern: str
+    shard_lengths: list[int] = dataclasses.field(default_factory=list)  # records per file
+    num_bytes: int = 0
 
 
 def shard_name(dataset_name: str, split: str, index: int, num_shards: int) -> str:
@@ -115,7 +117,7 @@ def write_split(
     shuffle_seed: int | None = None,
     verbose: bool = True,
 ) -> SplitResult:
-    """Encodes ``items`` into ``num_shards`` TFRecord shards of ``out_dir`` (issue #3 §2).
+    """Encodes ``items`` into ``num_shards`` TFRecord shards of ``out_dir``.
 
     Args:
       items: the records, in a deterministic order (the converters sort them).
@@ -135,6 +137,9 @@ def write_split(
         )
     num_shards = min(num_shards, len(items))
     os.makedirs(os.path.join(out_dir, PROGRESS_DIR), exist_ok=True)
+    done = _compacted_result(out_dir, dataset_name, split, num_shards)
+    if done is not None:
+        return done
     _check_no_foreign_shards(out_dir, dataset_name, split, num_shards)
     for stale in glob.glob(os.path.join(out_dir, PROGRESS_DIR, f"{dataset_name}-{split}.*.tmp*")):
         os.remove(stale)  # left by an interrupted run
@@ -203,17 +208,70 @@ def write_split(
         logging.warning("%s/%s: skipped %d bad item(s), listed in %s: %s", dataset_name, split,
                         len(skipped), report, ", ".join(s for s, _ in skipped[:20]))
     files = [os.path.join(out_dir, shard_name(dataset_name, split, i, num_shards)) for i in range(num_shards)]
-    return SplitResult(split, written, skipped, files, split_pattern(out_dir, dataset_name, split))
+    per_shard = {m["shard"]: m["num_written"] for m in manifests}
+    lengths = [per_shard[os.path.basename(f)] for f in files]
+    if 0 in lengths and written:
+        files, lengths = _drop_empty_shards(out_dir, dataset_name, split, files, lengths, skipped)
+    return SplitResult(split, written, skipped, files, split_pattern(out_dir, dataset_name, split),
+                       lengths, sum(os.path.getsize(f) for f in files))
 
 
-def write_tfds_metadata(out_dir: str, *, task: str, class_names: Sequence[str], description: str = "") -> None:
-    """Writes TFDS metadata for all splits in ``out_dir`` (environment spec §5)."""
+def _compaction_record(out_dir: str, dataset_name: str, split: str) -> str:
+    return os.path.join(out_dir, PROGRESS_DIR, f"{dataset_name}-{split}.compacted.json")
+
+
+def _drop_empty_shards(out_dir: str, dataset_name: str, split: str, files: list[str],
+                       lengths: list[int], skipped: list) -> tuple[list[str], list[int]]:
+    """Renumbers the shards that hold records as ``-of-K`` and removes the empty ones (every item
+    of a shard was skipped as corrupt), so that no empty shard is left. A record in
+    ``_progress/`` lets a re-run with the same ``num_shards`` find the finished split."""
+    kept = [(f, n) for f, n in zip(files, lengths) if n]
+    final = [os.path.join(out_dir, shard_name(dataset_name, split, i, len(kept))) for i in range(len(kept))]
+    record = {"num_shards": len(files), "files": [os.path.basename(f) for f in final],
+              "shard_lengths": [n for _, n in kept], "skipped": skipped}
+    with open(_compaction_record(out_dir, dataset_name, split) + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(record, f)
+    for (old, _), new in zip(kept, final):
+        os.replace(old, new)
+    for f, n in zip(files, lengths):
+        if not n:
+            os.remove(f)
+    os.replace(_compaction_record(out_dir, dataset_name, split) + ".tmp",
+               _compaction_record(out_dir, dataset_name, split))
+    logging.warning("%s/%s: %d shard(s) held only skipped items; kept %d shards.", dataset_name,
+                    split, len(files) - len(kept), len(kept))
+    return final, [n for _, n in kept]
+
+
+def _compacted_result(out_dir: str, dataset_name: str, split: str, num_shards: int) -> SplitResult | None:
+    """The finished split of an earlier run that dropped empty shards, or None."""
+    path = _compaction_record(out_dir, dataset_name, split)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        record = json.load(f)
+    files = [os.path.join(out_dir, name) for name in record["files"]]
+    if record["num_shards"] != num_shards or not all(os.path.exists(f) for f in files):
+        return None
+    skipped = [tuple(s) for s in record["skipped"]]
+    return SplitResult(split, sum(record["shard_lengths"]), skipped, files,
+                       split_pattern(out_dir, dataset_name, split), record["shard_lengths"],
+                       sum(os.path.getsize(f) for f in files))
+
+
+def write_tfds_metadata(out_dir: str, *, task: str, class_names: Sequence[str], description: str = "",
+                        splits: Sequence[SplitResult] | None = None) -> None:
+    """Writes TFDS metadata for all splits in ``out_dir`` (readable with ``tfds.builder_from_directory``)."""
     import tensorflow_datasets as tfds
 
+    split_infos = None  # without the results, TFDS reads every shard to count its records
+    if splits is not None:
+        split_infos = [tfds.core.SplitInfo(name=r.split, shard_lengths=list(r.shard_lengths),
+                                           num_bytes=r.num_bytes) for r in splits]
     tfds.folder_dataset.write_metadata(
         data_dir=out_dir,
         features=schema.tfds_features(task, class_names),
-        split_infos=None,  # scans the shards and counts records per split
+        split_infos=split_infos,
         description=description or f"keras_wideresnet {task} TFRecords",
         check_data=False,
     )

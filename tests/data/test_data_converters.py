@@ -218,3 +218,21 @@ def test_cli_parallel_workers(tmp_path, helpers):
     bad = subprocess.run(cmd[:3] + [f"--data_dir={tmp_path / 'nope'}", f"--output_dir={tmp_path / 'o2'}"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 1 and "ADE20K images/training not found" in bad.stderr
+
+
+def test_shards_that_hold_only_skipped_items_are_dropped(tmp_path, helpers):
+    split, bad, trunc = _bad_tree(str(tmp_path), helpers)
+    os.remove(trunc)
+    m = labels.generic(converters.folder_class_names(split))
+    items = converters.folder_items(split, m.class_names)  # cat/good, dog/broken, dog/good2: one per shard
+    out = tmp_path / "o"
+    result = _write(items, out, "folder", "train", m, "classification", num_shards=3, skip_corrupt=True)
+    names = sorted(os.path.basename(p) for p in glob.glob(str(out / "folder-train.tfrecord-*")))
+    assert names == ["folder-train.tfrecord-00000-of-00002", "folder-train.tfrecord-00001-of-00002"]
+    assert result.shard_lengths == [1, 1] and result.num_written == 2 and len(result.skipped) == 1
+    writer.write_tfds_metadata(str(out), task="classification", class_names=m.class_names, splits=[result])
+    assert tfds.builder_from_directory(str(out)).info.splits["train"].num_examples == 2
+    mtimes = {p: os.path.getmtime(p) for p in result.files}
+    again = _write(items, out, "folder", "train", m, "classification", num_shards=3, skip_corrupt=True)
+    assert again.files == result.files and again.shard_lengths == [1, 1] and len(again.skipped) == 1
+    assert {p: os.path.getmtime(p) for p in again.files} == mtimes  # found finished, not rewritten
