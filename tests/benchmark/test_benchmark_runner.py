@@ -205,10 +205,12 @@ def test_summary_compares_each_flag_with_its_baseline_and_the_port_with_keras():
     train, infer = rec(), rec("inference", ips=30.0)
     keras_bn, bf16, keras_sgd = rec(ips=5.0, keras_bn=True), rec(ips=20.0, bf16_math=True), rec(ips=8.0, keras_sgd=True)
     folded, port = rec("inference", ips=45.0, fold_bn=True), rec(ips=4.0, framework="torch")
-    records = [train, infer, keras_bn, bf16, keras_sgd, folded, port]
+    recompute = rec(ips=6.0, recompute=True)
+    records = [train, infer, keras_bn, bf16, keras_sgd, folded, port, recompute]
     speedups = {c["what"]: c["speedup"] for c in report.summarize(records)["comparisons"]}
     assert speedups[keras_bn["label"] + " vs fused BN"] == pytest.approx(0.5)
     assert speedups[bf16["label"] + " vs strict float32"] == pytest.approx(2.0)
     assert speedups[keras_sgd["label"] + " vs FusedSGD"] == pytest.approx(0.8)
+    assert speedups[recompute["label"] + " vs no recompute"] == pytest.approx(0.6)
     assert speedups[folded["label"] + " vs Keras BN"] == pytest.approx(1.5)
     assert speedups[f"{train['label']} vs {port['label']}"] == pytest.approx(2.5)  # Keras over the port

@@ -23,7 +23,7 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "benchmark.json").read_text())
     records = {r["label"]: r for r in data["records"]}
-    assert len(records) == 12 and all(r["status"] == "ok" for r in records.values()), records
+    assert len(records) == 10 and all(r["status"] == "ok" for r in records.values()), records
     for r in records.values():
         res = r["result"]
         assert res["device"]["tf"] and len(res["loadavg_1m"]) == 2
@@ -40,7 +40,6 @@ def test_smoke_preset_end_to_end(tmp_path):
     assert pipe["images_per_s"] > 0 and pipe["decode_images_per_s"] > 0
     assert len(pipe["rounds"]["pipeline"]) == len(pipe["rounds"]["decode"]) == 3
     assert 0.1 < pipe["jpeg_bytes_per_pixel"] < 1.0  # real photographic content, not flat images
-    assert any("vs no recompute" in c["what"] for c in data["summary"]["comparisons"])
     unfused = records["resnet38_a w×0.03125, training, 32px b2, float32, Keras SGD"]["result"]
     assert unfused["final_loss"] > 0 and unfused["alloc_peak_mib"] > 0
     assert any(c["what"].endswith("Keras SGD vs FusedSGD") for c in data["summary"]["comparisons"])
@@ -76,10 +75,12 @@ def test_smoke_preset_end_to_end(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--preset=custom", "--models=resnet99", "--output_dir=x"], "model must be one of"),
-    (["--preset=smoke"], "--output_dir is required"),
+    (["--preset=custom", "--kinds=flying", "--output_dir=x"], "kind must be one of"),
     (["--preset=custom", "--onednn=maybe", "--output_dir=x"], "--onednn accepts"),
     (["--preset=smoke", "--rounds=0", "--output_dir=x"], "--rounds must be at least 1"),
 ])
 def test_usage_errors_are_clear(args, message):
     proc = _run(*args, timeout=120)
     assert proc.returncode != 0 and message in proc.stderr + proc.stdout
+    # One message and a pointer to --help: no flag listing, no traceback.
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) <= 3, proc.stderr
