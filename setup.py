@@ -56,7 +56,7 @@ setup(
     # The top-level gin_configs/ ships inside the package, read through importlib.resources.
     package_dir={"keras_wideresnet.gin_configs": "gin_configs"},
     package_data={
-        "keras_wideresnet": ["resources/*.json", "resources/*.md"],
+        "keras_wideresnet": ["resources/*.json", "resources/*.md", "resources/samples/*.png"],
         "keras_wideresnet.gin_configs": ["**/*.gin"],
     },
     entry_points={"console_scripts": [

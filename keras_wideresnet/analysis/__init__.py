@@ -1,5 +1,5 @@
-"""The paper's path analysis (paper spec §4): unravelled view, gradient magnitude by path
-length, effective depth, and the "wider or deeper" comparison."""
+"""The paper's path analysis (docs/architecture.md §6; paper §3): unravelled view, gradient
+magnitude by path length, effective depth, and the "wider or deeper" comparison."""
 
 from keras_wideresnet.analysis.callback import PathAnalysisCallback
 from keras_wideresnet.analysis.comparison import (

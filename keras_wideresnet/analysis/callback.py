@@ -1,4 +1,4 @@
-"""A training callback that tracks effective depth over epochs (paper spec §4 item 5).
+"""A training callback that tracks effective depth over epochs (docs/architecture.md §6.3).
 
 Runs :func:`~keras_wideresnet.analysis.analyze_paths` on a fixed batch every N epochs and
 logs to TensorBoard (``tf.summary``) under ``path_analysis/``:

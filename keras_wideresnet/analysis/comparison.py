@@ -40,7 +40,7 @@ from keras_wideresnet.models.spec import FamilySpec, get_spec, make_spec
 _KERNELS = {"basic": (3, 3), "bottleneck": (1, 3, 1)}
 ACCURACY_KEYS = ("top1", "accuracy", "val_accuracy", "top1_accuracy", "sparse_categorical_accuracy")
 
-# Units per block B2..B7 of the default members: the paper's 38, 20 and 16 (§1.5),
+# Units per block B2..B7 of the default members: ResNet-38, -20 and -16 (docs/architecture.md §2.3),
 # and a deeper 68-layer member (twice ResNet-38's units in B2..B5).
 DEFAULT_MEMBER_UNITS = {
     "resnet68": (6, 6, 12, 6, 1, 1),

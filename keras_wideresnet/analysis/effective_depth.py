@@ -1,11 +1,11 @@
-"""Path counts and the effective-depth estimate (paper spec §4, items 4–5).
+"""Path counts and the effective-depth estimate (docs/architecture.md §6.2–§6.3).
 
 A network with n residual units unravels into 2ⁿ paths; C(n, k) of them go through exactly k
 residual branches. With g(k) the mean input-gradient magnitude of a length-k path, the total
 gradient that length-k paths deliver is T(k) = C(n, k) · g(k).
 
-The paper's exact definition of effective depth is UNCONFIRMED (spec §4 item 5, §7 item 3), so
-the estimate is configurable. Three definitions are offered:
+This package does not reproduce the paper's exact definition of effective depth (docs/architecture.md
+§6.3), so the estimate is configurable. Three definitions are offered:
 
 ``"total"`` (default, fraction 0.1)
     l_e = max{k : T(k) ≥ fraction · maxⱼ T(j)}: the longest path length that still delivers
@@ -44,7 +44,7 @@ def path_counts(num_units: int) -> list[int]:
 
 
 def path_length_distribution(num_units: int) -> list[float]:
-    """Fraction of all 2ⁿ paths that have length k: Binomial(n, ½) (spec §4 item 4)."""
+    """Fraction of all 2ⁿ paths that have length k: Binomial(n, ½) (docs/architecture.md §6.1)."""
     total = 2 ** int(num_units)
     return [c / total for c in path_counts(num_units)]
 

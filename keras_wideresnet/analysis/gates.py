@@ -1,4 +1,4 @@
-"""Finding residual units in a model and routing their gradients (paper spec §4, step 2).
+"""Finding residual units in a model and routing their gradients (docs/architecture.md §6.2, step 2).
 
 Every residual unit of the family is a :class:`keras_wideresnet.layers.PreActResidualUnit`.
 :func:`path_gates` attaches one scalar ``tf.Variable`` per unit through
@@ -8,10 +8,10 @@ are removed again when the context exits.
 
 Projection shortcuts: in units with a 1×1 projection (the first unit of every block), the
 "skip" path is the projection, i.e. ``bn{u}_branch2a → ReLU → res{u}_branch1`` (the projection
-shares the branch's pre-activation, spec §1.1). A path of length k therefore passes through
-exactly k residual branches, plus every projection of the units it skips. Projections are not
-counted in k, exactly as the paper does not count them in the depth ("1×1 shortcuts not
-counted", spec §1.2).
+shares the branch's pre-activation, docs/architecture.md §1.3). A path of length k therefore
+passes through exactly k residual branches, plus every projection of the units it skips.
+Projections are not counted in k, exactly as the family's depth does not count them
+(docs/architecture.md §2.3).
 """
 
 from __future__ import annotations

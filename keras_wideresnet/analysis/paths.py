@@ -1,4 +1,5 @@
-"""Gradient magnitude at the input by path length (paper spec §4, steps 1–4; Veit et al. §6).
+"""Gradient magnitude at the input by path length (docs/architecture.md §6.2, steps 1–4;
+Veit et al., "the importance of short paths").
 
 For each path length k, :func:`analyze_paths` samples (batch, S) pairs with |S| = k units,
 runs the normal forward pass, lets each unit in S pass gradient only through its residual branch
@@ -257,7 +258,7 @@ def analyze_paths(model: keras.Model, data: Any, *, samples_per_k: int = 1000,
                   effective_depth_config: EffectiveDepthConfig = EffectiveDepthConfig(),
                   num_batches: int | None = None, keep_samples: bool = False,
                   verbose: bool = True) -> PathAnalysisResult:
-    """Measures gradient magnitude at the input by path length (paper spec §4).
+    """Measures gradient magnitude at the input by path length (docs/architecture.md §6.2).
 
     Args:
       model: Any Keras model containing :class:`PreActResidualUnit` layers (nested is fine).

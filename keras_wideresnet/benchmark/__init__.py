@@ -1,4 +1,4 @@
-"""Benchmarks: FLOP counting, peak matmul, throughput and peak memory, reports (issue #8).
+"""Benchmarks: FLOP counting, peak matmul, throughput and peak memory, reports.
 
 Every configuration runs in its own subprocess (:mod:`keras_wideresnet.benchmark.runner`) so that
 oneDNN settings, dtype policies and peak memory do not leak between configurations, and so that a

@@ -1,4 +1,4 @@
-"""FLOPs counted from the Keras model's layers, cross-checked with TF's graph profiler (issue #8 §1).
+"""FLOPs counted from the Keras model's layers, cross-checked with TF's graph profiler.
 
 Convention: one multiply-accumulate = 2 FLOPs; counts are per image of the forward pass. A training
 step costs about 3× the forward FLOPs (forward + gradients w.r.t. inputs and weights); with

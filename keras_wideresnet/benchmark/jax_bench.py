@@ -1,4 +1,4 @@
-"""Throughput and compiled peak memory on the Keras JAX backend (issue #8 §1, §3).
+"""Throughput and compiled peak memory on the Keras JAX backend.
 
 For accelerator machines that have JAX but no TensorFlow: the models use only ``keras.layers`` and
 ``keras.ops``, so the same ResNet-38 and keras.applications baselines run under

@@ -1,4 +1,4 @@
-"""In-process measurements of one :class:`BenchConfig` (issue #8 §1).
+"""In-process measurements of one :class:`BenchConfig`.
 
 Run through :mod:`keras_wideresnet.benchmark.worker` in a fresh subprocess: TF reads
 ``TF_ENABLE_ONEDNN_OPTS`` at import, and the peak RSS of the process is the configuration's own.
@@ -255,7 +255,7 @@ def _time_step(config: BenchConfig, step: Callable[[], object], result: dict) ->
 
 
 def measure_torch(config: BenchConfig) -> dict:
-    """The same measurement for the plain PyTorch port (:mod:`.torch_peer`), the issue's peer."""
+    """The same measurement for the plain PyTorch port (:mod:`.torch_peer`), the benchmark's peer."""
     from keras_wideresnet.benchmark import torch_peer
     from keras_wideresnet.models.spec import get_spec
 
@@ -274,7 +274,7 @@ def measure_pipeline(config: BenchConfig, rounds: int = 3) -> dict:
 
     The two alternate for ``rounds`` rounds, each with a fresh iterator (a live one keeps
     prefetching in the background), and the medians are reported: under shared load single
-    measurements vary by ±15%.
+    measurements vary widely.
     """
     from keras_wideresnet import data
     from keras_wideresnet.data.labels.base import generic
@@ -344,7 +344,7 @@ def measure_interleaved_bn(config: BenchConfig) -> dict:
 def measure_interleaved_peer(config: BenchConfig) -> dict:
     """Training steps of ``config.model`` as the trainer runs them and of its plain PyTorch port
     (:mod:`.torch_peer`), same batch, size and precision, in one process, timed step by step in
-    rotation (:func:`_rotate`): the issue's side-by-side with the peer, free of the host's drift."""
+    rotation (:func:`_rotate`): a side-by-side with the peer, free of the host's drift."""
     from keras_wideresnet.benchmark import torch_peer
     from keras_wideresnet.models.spec import get_spec
 

@@ -1,4 +1,4 @@
-"""Derived numbers (fraction of peak, speed-ups, memory ratios) and markdown/JSON reports (issue #8)."""
+"""Derived numbers (fraction of peak, speed-ups, memory ratios) and markdown/JSON reports."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def merge_rounds(records: Sequence[dict]) -> list[dict]:
 
     The merged record is the round with the median img/s (matmul: the best peak), with every
     round's img/s in run order as ``round_images_per_s`` so speed-ups can be taken per round
-    (:func:`speedup`): configurations of one round ran minutes apart, and this host's speed
-    drifts by 2× over longer spans.
+    (:func:`speedup`): configurations of one round ran minutes apart, and a shared host's speed
+    drifts over longer spans.
     """
     groups: dict[str, list[dict]] = {}
     for r in records:
@@ -85,7 +85,7 @@ def _key(config: dict, **changes) -> tuple:
 
 
 def summarize(records: Sequence[dict]) -> dict:
-    """Adds ``fraction_of_peak`` to model records and computes the comparisons of issue #8.
+    """Adds ``fraction_of_peak`` to model records and computes the benchmark's comparisons.
 
     Comparisons are only made between records of the same run (same machine, same load window):
     precision speed-ups (vs float32, same everything else), XLA speed-ups, recomputation's memory

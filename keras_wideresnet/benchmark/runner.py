@@ -1,4 +1,4 @@
-"""Runs each :class:`BenchConfig` in its own subprocess and records crashes (issue #8 §1).
+"""Runs each :class:`BenchConfig` in its own subprocess and records crashes.
 
 A fresh process per configuration gives every one the oneDNN settings it asks for (TF reads
 ``TF_ENABLE_ONEDNN_OPTS`` at import and ``TF_SET_ONEDNN_FPMATH_MODE`` once), its own peak RSS,

@@ -1,4 +1,4 @@
-"""A plain PyTorch port of the family, the peer the benchmark measures side by side (issue #8).
+"""A plain PyTorch port of the family, the peer the benchmark measures side by side.
 
 Built from the same :class:`~keras_wideresnet.models.spec.FamilySpec` as the Keras model, in the
 style of the public PyTorch ports (Mapillary's ``WiderResNetA2``, NVIDIA's ``wider_resnet38_a2``):
@@ -42,7 +42,7 @@ class _Unit(nn.Module):
 
 
 class TorchWideResNet(nn.Module):
-    """The family's classifier (paper spec §1.1–1.3) as a PyTorch module, NCHW in, logits out."""
+    """The family's classifier (docs/architecture.md §1–§2) as a PyTorch module, NCHW in, logits out."""
 
     def __init__(self, spec: FamilySpec, classes: int = 1000):
         super().__init__()

@@ -1,4 +1,6 @@
-"""Data layer: TFRecord schema, converters, input pipelines, quickstart data (issue #3; paper spec §3).
+"""Data layer: TFRecord schema, converters, input pipelines, quickstart data.
+
+Recipes: docs/architecture.md §7; dataset layouts: docs/data.md.
 
 Names are imported lazily (PEP 562) so that converter worker processes, which only need the
 encoder and writer, do not import Keras and the model code.

@@ -1,4 +1,7 @@
-"""Stateless image ops for the paper's augmentation (paper spec §3.1–3.2); all take a seed pair."""
+"""Stateless image ops for the paper's augmentation (docs/architecture.md §7.1, §7.3).
+
+All take a seed pair.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,15 @@ from keras_wideresnet.applications import IMAGENET_MEAN, IMAGENET_STD
 
 MEAN_RGB_255 = tuple(255.0 * m for m in IMAGENET_MEAN)
 STD_RGB_255 = tuple(255.0 * s for s in IMAGENET_STD)
-# AlexNet PCA lighting (paper spec §3.1).
+# AlexNet PCA lighting (docs/architecture.md §7.1; ademxapp util/transformer.py).
 EIGVAL = (0.2175, 0.0188, 0.0045)
 EIGVEC = ((-0.5675, 0.7192, 0.4009), (-0.5808, -0.0045, -0.8140), (-0.5836, -0.6948, 0.4203))
 GRAY = (0.299, 0.587, 0.114)
 
 
 def normalize(image_255: tf.Tensor) -> tf.Tensor:
-    """RGB in [0, 255] → ``(x/255 − mean)/std`` (paper spec §5.4; same as applications.preprocess_input)."""
+    """RGB in [0, 255] → ``(x/255 − mean)/std`` (docs/architecture.md §5.5; same as
+    applications.preprocess_input)."""
     return (tf.cast(image_255, tf.float32) - MEAN_RGB_255) / STD_RGB_255
 
 
@@ -30,7 +34,7 @@ def decode_and_crop(encoded: tf.Tensor, window_fn) -> tf.Tensor:
     JPEG: the shape comes from the header and the crop is decoded fused
     (``decode_and_crop_jpeg``, no full decode); other formats are decoded once, then sliced.
     One ``tf.cond`` for both steps: in tf.data map functions each cond is a nested function
-    call that costs about 0.15 ms per image (issue #3 throughput).
+    call, paid once per image.
     """
 
     def jpeg():
@@ -48,7 +52,7 @@ def decode_and_crop(encoded: tf.Tensor, window_fn) -> tf.Tensor:
 def inception_crop_window(shape: tf.Tensor, seed: tf.Tensor,
                           area_range: tuple[float, float] = (0.08, 1.0)) -> tf.Tensor:
     """Inception RandomSizedCrop window (area U(0.08,1), aspect U(3/4,4/3), 10 tries; fallback
-    centre square crop), paper spec §3.1. Returns [y, x, h, w]."""
+    centre square crop), docs/architecture.md §7.1. Returns [y, x, h, w]."""
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
         shape,
         bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
@@ -75,7 +79,7 @@ def center_crop_window(shape: tf.Tensor, image_size: int, resize_shorter: int) -
 
 
 def colour_params(seed: tf.Tensor, strength: float = 0.4, alphastd: float = 0.1) -> dict:
-    """Per-image random draws of the colour augmentation (paper spec §3.1), from one seed pair:
+    """Per-image random draws of the colour augmentation (docs/architecture.md §7.1), from one seed pair:
     jitter factors ``alphas`` [3] (brightness, contrast, saturation ∈ 1 ± strength), their
     random ``order`` [3], and the PCA lighting offset ``lighting`` [3] (RGB, in [0, 1] units)."""
     seeds = tf.random.experimental.stateless_split(seed, 3)
@@ -96,7 +100,7 @@ def batch_colour_augment(images01: tf.Tensor, params: dict, scale: float = 1.0) 
 
     Each jitter op is ``x ← a·x + (1 − a)·T(x)``: brightness T = 0, contrast T = mean grayscale of
     the image, saturation T = grayscale (gray = .299R + .587G + .114B); lighting adds the RGB
-    offset and divides by 1.1 as ademxapp does (paper spec §3.1). All of these are affine in the
+    offset and divides by 1.1 as ademxapp does (docs/architecture.md §7.1). All of these are affine in the
     pixel's RGB vector (the contrast mean is affine in the image's mean colour), so the whole
     chain is composed per image into one 3×3 matrix and offset, then applied in a single pass.
     ``params["mean"]`` [B, 3], if present, is each image's mean colour (else it is computed).
@@ -128,7 +132,7 @@ def batch_colour_augment(images01: tf.Tensor, params: dict, scale: float = 1.0) 
     b = (b + scale * tf.cast(params["lighting"], dtype)) / 1.1
     A = (A / 1.1)[:, None, None, :, :]  # [B, 1, 1, out, in]
     # Three broadcast multiply-adds rather than an einsum: XLA fuses them (and the clip and
-    # normalisation after them) into one loop; its K=3 dot was 2.5x slower on CPU.
+    # normalisation after them) into one loop, which an einsum's K=3 dot would not get.
     return (x[..., 0:1] * A[..., 0] + x[..., 1:2] * A[..., 1] + x[..., 2:3] * A[..., 2]
             + b[:, None, None, :])
 

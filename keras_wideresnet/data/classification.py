@@ -1,4 +1,4 @@
-"""ImageNet-style classification input pipeline (paper spec §3.1; issue #3 §3).
+"""ImageNet-style classification input pipeline (docs/architecture.md §7.1–§7.2).
 
 Training: Inception random-resized crop fused with JPEG decoding, colour jitter 0.4 (random order),
 PCA lighting, clip, horizontal flip, ImageNet normalisation. Eval: resize the shorter side to
@@ -16,7 +16,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 def _train_image(encoded, seeds, image_size: int, area_range: tuple[float, float], colour: bool):
     """Per image: fused decode + Inception crop (``seeds[0]``), bilinear resize, and (with colour
-    augmentation) the mean colour the contrast jitter needs (paper spec §3.1)."""
+    augmentation) the mean colour the contrast jitter needs (docs/architecture.md §7.1)."""
     image = augment.decode_and_crop(
         encoded, lambda shape: augment.inception_crop_window(shape, seeds[0], area_range))
     image = tf.image.resize(image, [image_size, image_size], method="bilinear")
@@ -26,12 +26,12 @@ def _train_image(encoded, seeds, image_size: int, area_range: tuple[float, float
 @tf.function(jit_compile=True)
 def _batch_augment(images_255, seeds, means, colour: bool, flip: bool):
     """Batched horizontal flip (``seeds[:, 3]``), colour jitter + PCA lighting (``seeds[:, 1]``)
-    + clip, then normalisation (paper spec §3.1).
+    + clip, then normalisation (docs/architecture.md §7.1).
 
     Each image's draws come from its own seeds, as if drawn per image. The flip commutes with the
     per-pixel colour ops (and the image mean they use), so doing it here equals flipping first.
     XLA fuses flip, affine map, clip and normalisation into one pass over the batch: per-image
-    conds and draws in the tf.data map cost about a third of the pipeline's CPU throughput (#3).
+    conds and draws in the tf.data map would cost a large share of the pipeline's CPU throughput.
     """
     if flip:
         flips = tf.map_fn(lambda s: augment.random_flip(s[3]), seeds, fn_output_signature=tf.bool)
@@ -76,7 +76,8 @@ def classification_dataset(
     crop_area_range: tuple[float, float] = (0.08, 1.0),
     flip: bool = True,
 ) -> tf.data.Dataset:
-    """Batches of ``(image float32 [b, image_size, image_size, 3], label int32 [b])`` (paper spec §3.1).
+    """Batches of ``(image float32 [b, image_size, image_size, 3], label int32 [b])``
+    (docs/architecture.md §7.1–§7.2).
 
     Args:
       file_pattern: glob (or comma-separated globs) of our TFRecords; ignored when ``tfds_name`` is set.

@@ -1,4 +1,4 @@
-"""Item lists from the official on-disk layouts of each dataset (issue #3 §2; paper spec §3).
+"""Item lists from the official on-disk layouts of each dataset (docs/architecture.md §7.6).
 
 Each ``*_items`` function only lists (image, label/mask) pairs in a deterministic order and raises
 ``DataError`` for a missing split directory or split file; validation and encoding happen in
@@ -139,8 +139,8 @@ def _sbd_dir(sbd_root: str) -> str:
 def voc_items(voc_root: str, split: str, sbd_root: str | None = None) -> list[Item]:
     """PASCAL VOC 2012 ``train``/``val``/``trainval``, or ``train_aug`` = VOC train + SBD train/val − VOC val.
 
-    ``train_aug`` (10,582 images, paper spec §3.2 "train+") takes the VOC ``SegmentationClass`` PNG
-    where one exists and the SBD ``cls/<id>.mat`` (``GTcls.Segmentation``) otherwise.
+    ``train_aug`` (10,582 images, ademxapp's "train+" list, docs/architecture.md §7.6) takes the VOC
+    ``SegmentationClass`` PNG where one exists and the SBD ``cls/<id>.mat`` (``GTcls.Segmentation``) otherwise.
     """
     voc = _voc2012_dir(voc_root)
     sets = os.path.join(voc, "ImageSets", "Segmentation")

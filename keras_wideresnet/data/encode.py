@@ -1,6 +1,6 @@
 """Validate and encode one image (+label or mask) into a ``tf.train.Example``.
 
-Runs inside converter worker processes; checks every item the issue lists as bad input: corrupt or
+Runs inside converter worker processes; checks every item for bad input: corrupt or
 truncated images, masks whose size differs from their image, labels outside the dataset's range.
 """
 

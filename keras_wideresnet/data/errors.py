@@ -1,4 +1,4 @@
-"""Errors raised on bad input data (issue #3 "Bad input")."""
+"""Errors raised on bad input data."""
 
 
 class DataError(ValueError):

@@ -1,9 +1,9 @@
 """TFRecord schema shared by converters, quickstart data and pipelines.
 
-Keys follow TF Model Garden (ecosystem spec §1.4, §1.8): ``image/encoded``, ``image/format``,
+Keys follow TF Model Garden (``official/vision/data/tf_example_feature_key.py``): ``image/encoded``, ``image/format``,
 ``image/height``, ``image/width``, ``image/channels``, ``image/source_id``, ``image/filename``,
 ``image/class/label`` (classification) and ``image/segmentation/class/encoded`` (PNG) plus
-``image/segmentation/class/format`` (segmentation). Ignore label: 255 (paper spec §3.2).
+``image/segmentation/class/format`` (segmentation). Ignore label: 255 (docs/architecture.md §7.6).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def make_example(
     label: int | None = None,
     mask_png: bytes | None = None,
 ) -> tf.train.Example:
-    """Builds one ``tf.train.Example`` with the Model Garden keys (ecosystem spec §1.4)."""
+    """Builds one ``tf.train.Example`` with the Model Garden keys."""
     feature = {
         IMAGE_ENCODED: _bytes(encoded),
         IMAGE_FORMAT: _bytes(image_format),

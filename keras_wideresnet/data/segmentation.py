@@ -1,4 +1,4 @@
-"""Semantic-segmentation input pipeline and eval inversion (paper spec §3.2–3.3; issue #3 §3).
+"""Semantic-segmentation input pipeline and eval inversion (docs/architecture.md §7.3, §7.5).
 
 Training (ademxapp ``FileIter._read``): rescale so the longer side is ``U[0.7, 1.3]·origin_size`` (or
 the image's own longer side), crop ``crop_size`` (the window may extend past the image; padding is
@@ -74,8 +74,8 @@ def _train_pair(image, label, seeds, crop_size, scale_range, origin_size, ignore
 
 
 def eval_pair(image, label, eval_size, pad_multiple):
-    """Eval transform (spec §3.3): longer side → ``eval_size``, normalised, top-left on a canvas
-    padded to a multiple of ``pad_multiple``; returns (canvas, {label, image_info}). Shared with serving."""
+    """Eval transform (docs/architecture.md §7.5): longer side → ``eval_size``, normalised, top-left on
+    a canvas padded to a multiple of ``pad_multiple``; returns (canvas, {label, image_info}). Shared with serving."""
     h, w = tf.shape(image)[0], tf.shape(image)[1]
     hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
     if eval_size:
@@ -116,7 +116,7 @@ def segmentation_dataset(
     tfds_data_dir: str | None = None,
     shuffle_buffer_size: int = 1000,
 ) -> tf.data.Dataset:
-    """Segmentation batches (paper spec §3.2 training, §3.3 eval).
+    """Segmentation batches (docs/architecture.md §7.3 training, §7.5 eval).
 
     Training yields ``(image float32 [b, crop, crop, 3], label int32 [b, crop, crop])`` with
     ``ignore_label`` in padded areas. Eval yields ``(image float32 [b, Hp, Wp, 3], {"label": int32
@@ -181,7 +181,7 @@ def invert_eval_preprocessing(
     output_stride: int | None = None,
     method: str = "bilinear",
 ) -> tf.Tensor:
-    """Maps eval-canvas predictions back to original label resolution (paper spec §3.3).
+    """Maps eval-canvas predictions back to original label resolution (docs/architecture.md §7.5).
 
     Args:
       logits_or_probs: ``[b, h, w, C]`` (or ``[h, w, C]``) predictions for the padded canvas, at

@@ -1,4 +1,4 @@
-"""Evaluation loops (paper spec §3.1 test, §3.3): exact across replicas and workers.
+"""Evaluation loops (docs/architecture.md §7.2, §7.5): exact across replicas and workers.
 
 Segmentation: test-time inference on the padded eval canvas (scales, flip, tiles), predictions
 mapped back to the original label resolution, then a dataset-level confusion matrix.

@@ -1,4 +1,4 @@
-"""Test-time inference: multi-scale, flip and sliding-window segmentation (paper spec §3.3).
+"""Test-time inference: multi-scale, flip and sliding-window segmentation (docs/architecture.md §7.5).
 
 All functions take *normalized* images (see :func:`keras_wideresnet.applications.preprocess_input`)
 and are plain TF ops, so the evaluator and the exported SavedModel share them exactly.
@@ -99,7 +99,7 @@ def segmentation_probs(model: Callable, images: tf.Tensor, scales: Sequence[floa
 
 
 def classification_probs(model: Callable, images: tf.Tensor, flip: bool = False) -> tf.Tensor:
-    """softmax(logits), averaged with the mirrored image when ``flip`` (spec §3.1 test)."""
+    """softmax(logits), averaged with the mirrored image when ``flip`` (docs/architecture.md §7.2)."""
     images = tf.convert_to_tensor(images, tf.float32)
     probs = tf.nn.softmax(tf.cast(model(images, training=False), tf.float32), axis=-1)
     if flip:

@@ -1,4 +1,4 @@
-"""Per-image prediction with colour-palette masks and overlays (issue #4 §8; spec §3.3).
+"""Per-image prediction with colour-palette masks and overlays (docs/architecture.md §7.5).
 
 The image goes through the evaluation preprocessing (longer side → ``eval_image_size``, padded
 to a multiple of 8), test-time inference, and back to its original size.

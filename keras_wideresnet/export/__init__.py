@@ -1,5 +1,5 @@
 """Export for TF Serving: versioned SavedModels with image-bytes, image-tensor and tf.Example
-signatures whose answers equal evaluation (issue #5). See docs/serving.md."""
+signatures whose answers equal evaluation. See docs/serving.md."""
 
 from keras_wideresnet.export.config import ServingConfig, from_experiment
 from keras_wideresnet.export.experiment_export import export_experiment

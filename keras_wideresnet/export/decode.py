@@ -1,6 +1,6 @@
-"""Graph ops that turn serving inputs into uint8 images, rejecting bad input (issue #5).
+"""Graph ops that turn serving inputs into uint8 images, rejecting bad input.
 
-Model Garden's three input types (ecosystem spec §1.6): encoded image bytes, uint8 image
+Model Garden's three input types (``official/vision/serving/export_base.py``): encoded image bytes, uint8 image
 tensors and serialized ``tf.Example`` protos with ``image/encoded``. Bytes that are not an image
 fail with an ``InvalidArgument`` error whose message names the input and the accepted formats
 (``tf.debugging.Assert``), never a crash of the serving process.

@@ -1,4 +1,4 @@
-"""Building blocks: pre-activation residual units and the family's BN (paper spec §1.1)."""
+"""Building blocks: pre-activation residual units and the family's BN (docs/architecture.md §1)."""
 
 from keras_wideresnet.layers.residual_units import (
     BN_EPSILON,

@@ -1,4 +1,4 @@
-"""Pre-activation residual units of the wide ResNet family (paper spec §1.1, §1.4, §1.7).
+"""Pre-activation residual units of the wide ResNet family (docs/architecture.md §1).
 
 A unit computes ``y = shortcut(x) + F(x)`` with BN→ReLU before every convolution and no
 activation after the addition (He et al., "Identity Mappings in Deep Residual Networks").
@@ -24,7 +24,7 @@ UNIT_TYPES = {"basic": 2, "bottleneck": 3}
 
 
 def conv_padding(kernel_size: int, dilation: int = 1) -> int:
-    """MXNet's symmetric padding ``((k - 1) * d + 1) // 2`` (spec §1.1)."""
+    """MXNet's symmetric padding ``((k - 1) * d + 1) // 2`` (docs/architecture.md §1.4)."""
     return ((kernel_size - 1) * dilation + 1) // 2
 
 
@@ -32,7 +32,7 @@ def conv_padding(kernel_size: int, dilation: int = 1) -> int:
 class FrozenStatsBatchNormalization(keras.layers.BatchNormalization):
     """BatchNormalization that always normalizes with its moving statistics.
 
-    The segmentation recipe (spec §3.2, ``bn_use_global_stats=True``) freezes the statistics
+    The segmentation recipe (docs/architecture.md §7.3, ``bn_use_global_stats=True``) freezes the statistics
     while γ and β still train. Keras' ``trainable=False`` would freeze γ/β too.
     """
 
@@ -48,7 +48,7 @@ class ChannelAffine(keras.layers.Layer):
     Keras' BatchNormalization upcasts bf16/fp16 inputs to float32 and back, four memory-bound
     passes per BN. Here the scale is a 1×1 depthwise convolution and the offset its bias: on TF
     with oneDNN, grappler fuses depthwise conv + bias (+ the unit's ReLU) into one kernel, one
-    pass instead of three (3.5× faster than multiply, add, ReLU in bf16; issue #8).
+    pass instead of three (multiply, add, ReLU).
     """
 
     def build(self, input_shape):
@@ -96,7 +96,7 @@ def batch_norm(name: str, bn_mode: str = "train", synchronized: bool = False,
 
 
 class PathGate:
-    """Holds a scalar variable that routes a unit's *gradient* (not its value), paper spec §4.
+    """Holds a scalar variable that routes a unit's *gradient* (not its value), docs/architecture.md §6.2.
 
     gate = 1: the gradient flows only through the residual branch F.
     gate = 0: the gradient flows only through the shortcut.
@@ -121,7 +121,7 @@ def gated_residual_sum(shortcut, branch, gate=None):
 class PreActResidualUnit(keras.layers.Layer):
     """One pre-activation residual unit, basic ("b33") or bottleneck ("b131").
 
-    Implements spec §1.1 and §1.4 exactly:
+    Implements docs/architecture.md §1 exactly:
 
     * ``bn{u}_branch2a`` → ReLU is shared by the branch's first conv and the projection
       shortcut ``res{u}_branch1`` (1×1 conv, no bias, no BN), present only when
@@ -215,7 +215,7 @@ class PreActResidualUnit(keras.layers.Layer):
                               if self.dropout_rate > 0 else None)
         self._path_gate: PathGate | None = None
 
-    # --- Analysis hook (paper spec §4) -------------------------------------------------------
+    # --- Analysis hook (docs/architecture.md §6.2) -------------------------------------------
     def set_path_gate(self, gate: PathGate | None) -> None:
         """Routes the backward pass through one path only; ``None`` restores normal backprop."""
         object.__setattr__(self, "_path_gate", gate)
@@ -263,7 +263,8 @@ class PreActResidualUnit(keras.layers.Layer):
             else:
                 h = ops.relu(bn(h, training=training))
             if i == 0 and self.shortcut_conv is not None:
-                shortcut = self.shortcut_conv(self._subsample(h, stride))  # shared pre-activation (§1.1)
+                # Shared pre-activation (docs/architecture.md §1.3).
+                shortcut = self.shortcut_conv(self._subsample(h, stride))
             if i == last and self.dropout_layer is not None:
                 h = self.dropout_layer(h, training=training)
             h = self._conv(conv, kernel, stride, dil, h)

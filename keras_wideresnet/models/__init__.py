@@ -1,4 +1,4 @@
-"""Family specs, the backbone builder and the segmentation model (paper spec §1)."""
+"""Family specs, the backbone builder and the segmentation model (docs/architecture.md §1–§4)."""
 
 from keras_wideresnet.models.backbone import WideResNetBackbone, build_features, max_pool
 from keras_wideresnet.models.folding import fold_batch_norm

@@ -1,7 +1,7 @@
-"""Turns a :class:`FamilySpec` into a functional backbone (paper spec §1.1–§1.4).
+"""Turns a :class:`FamilySpec` into a functional backbone (docs/architecture.md §1–§3).
 
-``output_stride`` removes the last strides and replaces them with dilation (§1.4): in the unit
-that loses its stride, the first conv keeps the old dilation and every later conv uses twice
+``output_stride`` removes the last strides and replaces them with dilation (docs/architecture.md §3):
+in the unit that loses its stride, the first conv keeps the old dilation and every later conv uses twice
 it; a pool that loses its stride becomes a 3×3/1 pool (pad 1) and the convs after it are dilated.
 """
 
@@ -21,7 +21,7 @@ ENDPOINT_FEATURES = "features"
 @keras.saving.register_keras_serializable(package="keras_wideresnet")
 class NegInfPadding2D(keras.layers.Layer):
     """Symmetric spatial padding with the dtype's lowest value, so a following VALID max-pool
-    equals MXNet's padded max-pool (spec §1.7)."""
+    equals MXNet's padded max-pool (docs/architecture.md §2.4)."""
 
     def __init__(self, padding: int = 1, **kwargs):
         super().__init__(**kwargs)
@@ -43,7 +43,7 @@ class NegInfPadding2D(keras.layers.Layer):
 
 
 def max_pool(x, name: str, strides: int, pool_padding: str):
-    """3×3 max-pool with MXNet padding: pad 1, or pad 0 in "caffe" mode (spec §1.1, §5.4)."""
+    """3×3 max-pool with MXNet padding: pad 1, or pad 0 in "caffe" mode (docs/architecture.md §2.4)."""
     if pool_padding == "pad1" or strides == 1:
         x = NegInfPadding2D(1, name=f"{name}_pad")(x)
     return keras.layers.MaxPooling2D(3, strides=strides, padding="valid", name=name)(x)
@@ -107,7 +107,7 @@ def build_features(inputs, spec: FamilySpec | str, output_stride: int | None = N
                 if keep:
                     stride = 2
                 else:
-                    dilation *= 2  # first conv keeps the old dilation (spec §1.4)
+                    dilation *= 2  # first conv keeps the old dilation (docs/architecture.md §3.1)
         for i, unit_id in enumerate(block.unit_ids()):
             x = PreActResidualUnit(
                 unit_id, block.unit_type, block.filters,

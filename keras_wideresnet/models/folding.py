@@ -1,6 +1,6 @@
-"""Batch-norm folding for inference (issue #8: "fold frozen BN into scale/shift").
+"""Batch-norm folding for inference (docs/architecture.md §1.5).
 
-In inference every BN is a per-channel affine map. In a pre-activation unit (paper spec §1.1)
+In inference every BN is a per-channel affine map. In a pre-activation unit (docs/architecture.md §1.1)
 
 * the BN *after* a branch conv (``bn{u}_branch2b1``, ``bn{u}_branch2b2``) folds into that conv:
   kernel × scale, plus a bias = offset;
@@ -12,7 +12,7 @@ The folded model computes the same function (float32: equal to rounding error) w
 layer names, so it is a drop-in replacement for serving and benchmarks; it is not for training.
 Under a mixed policy (``mixed_bfloat16``) the folded weights are stored in the compute dtype: the
 mixed model rounds its float32 weights to bfloat16 on every call anyway, so the outputs are the
-same, without one cast per kernel per call (≈ 8 % of a bf16 ResNet-38 inference step).
+same, without one cast per kernel per call.
 """
 
 from __future__ import annotations

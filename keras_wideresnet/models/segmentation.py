@@ -1,4 +1,4 @@
-"""The atrous FCN head of the segmentation models: "2 conv." (paper spec §1.4).
+"""The atrous FCN head of the segmentation models: "2 conv." (docs/architecture.md §4).
 
 ``conv6a``: 3×3, 512 filters, dilation 12, bias, ReLU (no BN, no dropout); then ``linear{C}``:
 3×3, C filters, dilation 12, bias. Logits come out at the output stride; optionally resized to
@@ -39,7 +39,8 @@ def segmentation_head(features, num_classes: int, head_filters: int = 512, dilat
       num_classes: C, including background where the dataset has one.
       head_filters: Width of ``conv6a``.
       dilation: Dilation of both 3×3 convs (12 at output stride 8).
-      num_convs: 2 (the paper's "2 conv.") or 1 (classifier only; UNCONFIRMED variant).
+      num_convs: 2 (the paper's "2 conv.") or 1 (classifier only; an option of this package, not in
+        the authors' code).
     """
     if num_convs not in (1, 2):
         raise ValueError(f"`num_convs` must be 1 or 2. Received: num_convs={num_convs}")

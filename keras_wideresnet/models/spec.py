@@ -1,4 +1,4 @@
-"""Declarative specs of the wide ResNet family (paper spec §1.2–§1.5).
+"""Declarative specs of the wide ResNet family (docs/architecture.md §2).
 
 A :class:`FamilySpec` lists blocks B2..B7 (B1 is the ``conv1a`` stem). Each block says how many
 units it has, their type and widths, and how it reduces resolution on entry:
@@ -7,7 +7,7 @@ units it has, their type and widths, and how it reduces resolution on entry:
 * ``"conv"``: stride 2 on the block's first unit (Model A1);
 * ``"none"``: no reduction.
 
-Family members and input-size variants (UNCONFIRMED in the spec) are a new spec, not new code.
+Further family members and input-size variants are a new spec, not new code.
 Register one with :func:`register_spec`.
 """
 
@@ -19,7 +19,7 @@ from typing import Any, Iterable
 DOWNSAMPLE_MODES = ("pool", "conv", "none")
 POOL_PADDINGS = ("pad1", "caffe")
 
-# Model A's widths per block, B2..B7 (spec §1.2); identical in A1/A2 and in ResNet-16/20.
+# Model A's widths per block, B2..B7 (docs/architecture.md §2.1); identical in A1/A2 and in ResNet-16/20.
 _WIDTHS = ((128, 128), (256, 256), (512, 512), (512, 1024), (512, 1024, 2048), (1024, 2048, 4096))
 _TYPES = ("basic",) * 4 + ("bottleneck",) * 2
 
@@ -34,7 +34,7 @@ class BlockSpec:
       unit_type: ``"basic"`` or ``"bottleneck"``.
       filters: Output widths of the unit's branch convs.
       downsample: ``"pool"``, ``"conv"`` or ``"none"`` (see module docstring).
-      dropout: Drop probability before each unit's last conv (segmentation nets, §1.4).
+      dropout: Drop probability before each unit's last conv (segmentation nets, docs/architecture.md §1.6).
     """
 
     level: int
@@ -66,7 +66,7 @@ class FamilySpec:
       blocks: The blocks in order.
       stem_filters: Width of ``conv1a`` (3×3, stride 1, no BN after it).
       pool_padding: ``"pad1"`` (224→112→…→7) or ``"caffe"`` (pad 0, floor; 320→159→…→9), the
-        convention the released Model A was tested with (spec §5.4).
+        convention the released Model A was tested with (docs/architecture.md §2.4).
     """
 
     name: str
@@ -106,7 +106,7 @@ class FamilySpec:
                          for b in self.blocks))
 
     def with_dropout(self, rates: dict[int, float]) -> "FamilySpec":
-        """Sets per-block dropout, e.g. ``{6: 0.3, 7: 0.5}`` for segmentation (§1.4)."""
+        """Sets per-block dropout, e.g. ``{6: 0.3, 7: 0.5}`` for segmentation (docs/architecture.md §1.6)."""
         return self.replace(blocks=tuple(
             dataclasses.replace(b, dropout=rates.get(b.level, b.dropout)) for b in self.blocks))
 
@@ -128,10 +128,11 @@ def make_spec(name: str, units: Iterable[int], downsample: Iterable[str],
     return FamilySpec(name=name, blocks=blocks, **kwargs)
 
 
-_A = ("pool",) * 5 + ("none",)  # pool1..pool5 (spec §1.2)
-_A1 = ("conv",) * 5 + ("none",)  # 2a..6a stride 2 (spec §1.3)
+_A = ("pool",) * 5 + ("none",)  # pool1..pool5 (docs/architecture.md §2.2)
+_A1 = ("conv",) * 5 + ("none",)  # 2a..6a stride 2 (docs/architecture.md §2.2)
 _A2 = ("pool", "pool", "conv", "conv", "conv", "none")  # pool1, pool2, 4a..6a stride 2
-_UNITS = {16: (1, 1, 1, 1, 1, 1), 20: (1, 1, 1, 3, 1, 1), 38: (3, 3, 6, 3, 1, 1)}  # spec §1.5
+# Units per block B2..B7 of ResNet-16, -20 and -38 (docs/architecture.md §2.3).
+_UNITS = {16: (1, 1, 1, 1, 1, 1), 20: (1, 1, 1, 3, 1, 1), 38: (3, 3, 6, 3, 1, 1)}
 
 _REGISTRY: dict[str, FamilySpec] = {}
 

@@ -1,4 +1,4 @@
-"""tf.distribute strategy selection (Model Garden's ``distribute_utils``, ecosystem.md §1.7)."""
+"""tf.distribute strategy selection (after Model Garden's ``official/common/distribute_utils.py``)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,11 @@
-"""TF's fused batch-norm kernel for training-mode BN on the TensorFlow backend (issue #8).
+"""TF's fused batch-norm kernel for training-mode BN on the TensorFlow backend.
 
 Keras 3's ``BatchNormalization`` is backend-neutral: in training it runs moments, normalise and
 (under mixed precision) casts to float32 and back as separate ops, and their gradients likewise,
 each a pass over the activation. TF's ``FusedBatchNormV3`` (oneDNN on CPU, cuDNN on GPU) does
 the statistics and the normalisation in one kernel, reads bf16/fp16 directly with float32
-statistics, and has a fused gradient. ResNet-38 A, batch 4 at 224 px, ``mixed_bfloat16`` on
-the 2-core CPU: 1.16-1.27x faster training steps and 14 % less step memory (docs/benchmark.md,
-runs I, J and J2).
+statistics, and has a fused gradient. docs/benchmark.md compares training steps and step memory
+with and without it.
 
 The layers stay keras.ops-only (they must also run on JAX and PyTorch). This TF-only module
 switches the training *call* of a built model's BN layers, as the trainer does on TF; the layer

@@ -1,4 +1,5 @@
-"""Losses: softmax cross-entropy with an ignore label and online bootstrapping (paper spec §3.2).
+"""Losses: softmax cross-entropy with an ignore label and online bootstrapping
+(docs/architecture.md §7.3–§7.4).
 
 Every loss returns the mean over what it keeps *in this replica's batch*; the trainer divides
 by the number of replicas, so summed gradients equal the average over devices (ademxapp:
@@ -12,8 +13,8 @@ import tensorflow as tf
 
 def subsample_labels(labels: tf.Tensor, logits_size: tf.Tensor, stride: int,
                      ignore_label: int = 255) -> tf.Tensor:
-    """Labels at the logits grid: ``label[s//2::s, s//2::s]`` (504 → 63 at s = 8, spec §3.2),
-    padded with ``ignore_label`` or cropped to ``logits_size``."""
+    """Labels at the logits grid: ``label[s//2::s, s//2::s]`` (504 → 63 at s = 8,
+    docs/architecture.md §7.3), padded with ``ignore_label`` or cropped to ``logits_size``."""
     offset = stride // 2
     sub = labels[:, offset::stride, offset::stride]
     h, w = logits_size[0], logits_size[1]
@@ -24,7 +25,7 @@ def subsample_labels(labels: tf.Tensor, logits_size: tf.Tensor, stride: int,
 
 def bootstrap_mask(probs_true: tf.Tensor, valid: tf.Tensor, threshold: float = 0.6,
                    min_kept: int = 256) -> tf.Tensor:
-    """ademxapp's ``OhemSoftmax`` selection (spec §3.2), not differentiated.
+    """ademxapp's ``OhemSoftmax`` selection (docs/architecture.md §7.4), not differentiated.
 
     Keeps valid pixels whose true-class probability ≤ ``thr``, with ``thr`` = 0.6 raised to the
     ``min_kept``-th smallest probability, so at least the ``min_kept`` hardest pixels stay. With
@@ -85,7 +86,7 @@ def segmentation_loss(labels: tf.Tensor, logits: tf.Tensor, *, ignore_label: int
 
 def classification_loss(labels: tf.Tensor, logits: tf.Tensor, *,
                         label_smoothing: float = 0.0) -> tf.Tensor:
-    """Mean softmax cross-entropy of this replica's batch (spec §3.1)."""
+    """Mean softmax cross-entropy of this replica's batch (docs/architecture.md §7.1)."""
     logits = tf.cast(logits, tf.float32)
     labels = tf.cast(labels, tf.int32)
     if label_smoothing:

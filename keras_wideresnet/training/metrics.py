@@ -1,4 +1,4 @@
-"""Metrics that stay exact across replicas and workers (paper spec §3.3).
+"""Metrics that stay exact across replicas and workers (docs/architecture.md §7.5).
 
 Each replica returns integer counts (a confusion matrix, top-k hits); the trainer sums them with
 ``strategy.reduce(SUM)`` and accumulates on the host, so the result does not depend on how

@@ -1,4 +1,4 @@
-"""Pretrained-weight conversion from the released ademxapp MXNet files (paper spec §5.2–§5.4).
+"""Pretrained-weight conversion from the released ademxapp MXNet files (docs/architecture.md §5).
 
 No MXNet is needed: :func:`read_params` decodes ``.params`` files with NumPy, :func:`convert`
 maps them onto a Keras model, :func:`load_ademxapp` builds the matching model and loads it.

@@ -1,4 +1,4 @@
-"""Published ademxapp weight files and their md5 sums (paper spec §5.2, ademxapp
+"""Published ademxapp weight files and their md5 sums (docs/architecture.md §5.4, ademxapp
 ``models/checksum.md5``), plus parsing of the release file names (``iclass/ilsvrc.py``:
 ``dataset_net_classes[_stride]``)."""
 
@@ -9,7 +9,7 @@ import hashlib
 import os
 import re
 
-# file name → md5, as published in ademxapp `models/checksum.md5` (spec §5.2).
+# file name → md5, as published in ademxapp `models/checksum.md5` (docs/architecture.md §5.4).
 PUBLISHED_MD5: dict[str, str] = {
     "ilsvrc-cls_rna-a_cls1000_ep-0001.params": "2421c1945b6797cecd3f89db14ca73f6",
     "ilsvrc-cls_rna-a1_cls1000_ep-0001.params": "ff21f45d6bf03284100dcbec571edfad",

@@ -1,4 +1,4 @@
-"""Converts the released ademxapp MXNet weights into a Keras model (paper spec §5.2–§5.4).
+"""Converts the released ademxapp MXNet weights into a Keras model (docs/architecture.md §5).
 
 * :func:`convert` fills an existing model from a ``.params`` file (or an already read dict):
   every array must be used exactly once and every shape must match, else a ``ValueError``
@@ -82,14 +82,14 @@ def _read(params: str | os.PathLike | Mapping[str, Any], check_md5: bool
 
 def convert(params: str | os.PathLike | Mapping[str, Any], model: keras.Model, *,
             check_md5: bool = True, verbose: bool = False) -> ConversionReport:
-    """Loads ademxapp weights into ``model`` (paper spec §5.4).
+    """Loads ademxapp weights into ``model`` (docs/architecture.md §5.2).
 
     Args:
       params: Path to an MXNet ``.params`` file, or a dict ``{"arg:name" | "aux:name" | "name":
         array}`` in MXNet layouts (e.g. from :func:`read_params`).
       model: A built Keras model from :mod:`keras_wideresnet.applications` whose layer names
         follow ademxapp (``conv1a``, ``res2a`` units, ``bn7``, ``linear{C}``, ``conv6a``).
-      check_md5: Verify known release files against their published md5 (spec §5.2).
+      check_md5: Verify known release files against their published md5 (docs/architecture.md §5.4).
       verbose: Show a progress bar while assigning.
 
     Returns:
@@ -170,7 +170,7 @@ def head_of(params: Mapping[str, Any]) -> tuple[str, int]:
     classes = sorted(int(m.group(1)) for n in names if (m := _HEAD_RE.match(n)))
     if len(classes) != 1:
         raise ValueError("Expected exactly one classifier array 'linear{C}_weight' in the file "
-                         f"(spec §5.4); found {['linear%d_weight' % c for c in classes]}. Is "
+                         f"(docs/architecture.md §5.2); found {['linear%d_weight' % c for c in classes]}. Is "
                          "this an ademxapp ResNet-38 file?")
     return ("segmenter" if "conv6a_weight" in names else "classifier"), classes[0]
 
@@ -188,7 +188,7 @@ def load_ademxapp(params_path: str | os.PathLike, *, variant: str | None = None,
     (output stride 8 unless the name or ``output_stride`` says otherwise); a file without it
     gives :func:`~keras_wideresnet.applications.ResNet38` with ``linear{C}``. Released Model A
     was tested with pad-0 ("caffe") pooling, so ``variant="a"`` defaults to
-    ``pool_padding="caffe"`` (spec §5.4).
+    ``pool_padding="caffe"`` (docs/architecture.md §2.4).
 
     Args:
       params_path: The ``.params`` file.
@@ -200,7 +200,7 @@ def load_ademxapp(params_path: str | os.PathLike, *, variant: str | None = None,
       input_shape: Model input shape; the default accepts any image size.
       pool_padding: Model A pooling, default ``"caffe"`` for ``variant="a"``.
       classifier_activation: Top activation of the classifier (``None`` for logits).
-      check_md5: Verify known release files (spec §5.2).
+      check_md5: Verify known release files (docs/architecture.md §5.4).
       verbose: Progress bar while assigning.
       **model_kwargs: Passed to the model constructor (e.g. ``bn_mode``, ``name``).
     """

@@ -1,4 +1,4 @@
-"""A pure-NumPy reader for MXNet ``.params`` files (``mx.nd.save`` of a dict), paper spec §5.3.
+"""A pure-NumPy reader for MXNet ``.params`` files (``mx.nd.save`` of a dict), docs/architecture.md §5.3.
 
 No MXNet is needed. The file is little-endian::
 
@@ -30,7 +30,7 @@ NDARRAY_V1_MAGIC = 0xF993FAC8
 NDARRAY_V2_MAGIC = 0xF993FAC9
 NDARRAY_V3_MAGIC = 0xF993FACA
 
-# mshadow type flags (spec §5.3).
+# mshadow type flags (docs/architecture.md §5.3).
 DTYPES = {0: np.float32, 1: np.float64, 2: np.float16, 3: np.uint8, 4: np.int32, 5: np.int8,
           6: np.int64}
 _STORAGE_DENSE = 0
@@ -117,7 +117,7 @@ def _read_ndarray(r: _Reader) -> np.ndarray | None:
 
 
 def parse_params(data: bytes, path: str = "<bytes>") -> dict[str, np.ndarray]:
-    """Decodes the bytes of a ``.params`` file into ``{key: array}`` (spec §5.3).
+    """Decodes the bytes of a ``.params`` file into ``{key: array}`` (docs/architecture.md §5.3).
 
     Keys keep their ``arg:``/``aux:`` prefix; ``path`` only names the source in errors.
     """
@@ -149,7 +149,7 @@ def parse_params(data: bytes, path: str = "<bytes>") -> dict[str, np.ndarray]:
 
 
 def read_params(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Reads an MXNet ``.params`` file into ``{key: np.ndarray}`` (paper spec §5.3).
+    """Reads an MXNet ``.params`` file into ``{key: np.ndarray}`` (docs/architecture.md §5.3).
 
     Keys are returned as stored, e.g. ``"arg:conv1a_weight"``, ``"aux:bn7_moving_var"``.
     Empty arrays are returned as ``None``.

@@ -1,4 +1,4 @@
-"""ademxapp parameter names of a Keras model (paper spec §5.4).
+"""ademxapp parameter names of a Keras model (docs/architecture.md §5.1–§5.2).
 
 Our layers carry the ademxapp names without the MXNet suffix (``conv1a``, ``bn2a_branch2a``,
 ``res2a_branch2a``, ``res2a_branch1``, ``bn7``, ``linear1000``, ``conv6a``, ``linear21``), so the
@@ -41,7 +41,7 @@ class ParamTarget:
         return tuple(int(d) for d in self.variable.shape)
 
     def to_keras(self, array: np.ndarray) -> np.ndarray:
-        """MXNet layout → Keras layout (spec §1.7)."""
+        """MXNet layout → Keras layout (docs/architecture.md §5.2)."""
         if self.layout == "conv" and array.ndim == 4:
             return array.transpose(2, 3, 1, 0)
         if self.layout == "dense" and array.ndim == 2:
@@ -62,7 +62,7 @@ def _layer_targets(name: str, layer: keras.layers.Layer) -> list[ParamTarget]:
     if isinstance(layer, keras.layers.BatchNormalization):
         if not (layer.scale and layer.center):
             raise ValueError(f"BatchNormalization {name!r} must have scale=True and center=True "
-                             "to take ademxapp weights (fix_gamma=False, spec §1.1).")
+                             "to take ademxapp weights (fix_gamma=False, docs/architecture.md §1.5).")
         return [ParamTarget(f"{name}_gamma", ARG, layer.gamma, "vector"),
                 ParamTarget(f"{name}_beta", ARG, layer.beta, "vector"),
                 ParamTarget(f"{name}_moving_mean", AUX, layer.moving_mean, "vector"),
@@ -94,7 +94,7 @@ def _walk(model: keras.Model) -> Iterator[tuple[str, keras.layers.Layer]]:
 def ademxapp_targets(model: keras.Model) -> dict[str, ParamTarget]:
     """Every MXNet parameter name (without prefix) the model expects → its :class:`ParamTarget`.
 
-    Implements the naming of paper spec §5.4. The model must be built.
+    Implements the naming of docs/architecture.md §5.1–§5.2. The model must be built.
     """
     if not model.built:
         raise ValueError(f"Model {model.name!r} is not built; build it (e.g. call it on an "

@@ -6,20 +6,20 @@ Run it in its own virtualenv::
     /tmp/mxvenv/bin/pip install mxnet==1.9.1 "numpy<1.24"
     /tmp/mxvenv/bin/python tests/weights/make_mxnet_fixtures.py
 
-The symbols below re-create ademxapp's ``util/symbol/resnet_v2.py`` graphs (paper spec
-§1.1–§1.4) with MXNet's own operators and the exact ademxapp parameter names (§5.4), at reduced
+The symbols below re-create ademxapp's ``util/symbol/resnet_v2.py`` graphs (docs/architecture.md
+§1–§3) with MXNet's own operators and the exact ademxapp parameter names (§5.1–§5.2), at reduced
 widths (``max(1, round(w * multiplier))``, the rule of ``FamilySpec.scaled``). Strides, dilations
-and pools are written out per unit from the spec tables, *independently* of the Keras builder, so a
+and pools are written out per unit from the tables of that document, *independently* of the Keras builder, so a
 disagreement between the two shows up as an output mismatch in ``test_weights_convert.py``.
 
 Outputs (all small):
 
 * ``cls_rna-a1_cls10.params`` — ``mx.nd.save`` of a classification net at width ×1/32 with
   a ``linear10`` top, random weights and BN statistics, stored as float16. Model A and Model
-  A1 have the same parameters (§1.3), so the same file drives three MXNet graphs: A1, A with
-  pad-0 "caffe" pooling and A with pad-1 pooling.
-* ``cls_rna-a1_cls10.npz`` — ``image`` (N, H, W, 3) uint8 RGB input (normalised as in §5.4
-  before MXNet sees it), ``width_multiplier``, and the MXNet logits ``logits_a1``,
+  A1 have the same parameters (docs/architecture.md §2.2), so the same file drives three MXNet
+  graphs: A1, A with pad-0 "caffe" pooling and A with pad-1 pooling.
+* ``cls_rna-a1_cls10.npz`` — ``image`` (N, H, W, 3) uint8 RGB input (normalised as in
+  docs/architecture.md §5.5 before MXNet sees it), ``width_multiplier``, and the MXNet logits ``logits_a1``,
   ``logits_a_caffe``, ``logits_a_pad1`` (N, 10), inference mode.
 * ``seg_rna-a1_cls5_s8.params`` / ``.npz`` — float32, width ×1/64: the OS-8 A1 FCN with the
   "2 conv." head (``conv6a``, ``linear5``), dropout 0.3/0.5 in B6/B7 (identity at inference);
@@ -48,7 +48,8 @@ def w(width: int) -> int:
 
 
 def preprocess(image_uint8):
-    """ademxapp 'rna' normalisation (§5.4), same arithmetic as applications.preprocess_input."""
+    """ademxapp 'rna' normalisation (docs/architecture.md §5.5), same arithmetic as
+    applications.preprocess_input."""
     return ((image_uint8.astype(np.float32) / 255.0) - IMAGENET_MEAN) / IMAGENET_STD
 
 
@@ -76,7 +77,7 @@ def conv(data, name, num_filter, kernel, stride=1, dilate=1, no_bias=True):
 
 
 def res_unit(data, uid, widths, stride, dilations, projection, dropout=0.0):
-    """Pre-activation unit (§1.1): BN-ReLU before each conv; the projection shortcut shares
+    """Pre-activation unit (docs/architecture.md §1): BN-ReLU before each conv; the projection shortcut shares
     the first pre-activation; stride on the first conv; dropout before the last conv."""
     kernels = (3, 3) if len(widths) == 2 else (1, 3, 1)
     tags = ("branch2a", "branch2b1", "branch2b2")
@@ -97,7 +98,8 @@ def pool(data, name, pad):
 
 
 def trunk(model: str):
-    """``model``: "a1" (OS 32), "a1_os8" (§1.4), "a_caffe" / "a_pad1" (Model A, §1.2)."""
+    """``model``: "a1" (OS 32), "a1_os8" (docs/architecture.md §3.2), "a_caffe" / "a_pad1"
+    (Model A, §2.2)."""
     x = mx.sym.Variable("data")
     x = conv(x, "conv1a", w(64), 3)
     pool_pad = {"a_caffe": 0, "a_pad1": 1}.get(model)
@@ -112,7 +114,7 @@ def trunk(model: str):
             if model == "a1_os8":
                 if i == 0 and level <= 4:
                     stride = 2
-                if level == 5:  # 5a: first conv d1, second d2; 5b*: d2 (table §1.4)
+                if level == 5:  # 5a: first conv d1, second d2; 5b*: d2 (docs/architecture.md §3.2)
                     dils = (1, 2) if i == 0 else (2, 2)
                 if level in (6, 7):
                     dils = (1, 4, 1)

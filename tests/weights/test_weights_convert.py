@@ -43,7 +43,8 @@ def test_classification_a1_matches_mxnet():
 @pytest.mark.parametrize("pool_padding,key,other", [("caffe", "logits_a_caffe", "logits_a_pad1"),
                                                     ("pad1", "logits_a_pad1", "logits_a_caffe")])
 def test_model_a_pooling_matches_mxnet(pool_padding, key, other):
-    # pool_padding=None must mean "caffe" for Model A files (the released Model A, §5.4).
+    # pool_padding=None must mean "caffe" for Model A files (the released Model A,
+    # docs/architecture.md §2.4).
     with pytest.warns(UserWarning, match="named as a Model A1 file but variant='a'"):
         model = load_ademxapp(CLS_PARAMS, variant="a", width_multiplier=CLS_WM,
                               classifier_activation=None,

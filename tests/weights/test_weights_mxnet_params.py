@@ -1,4 +1,4 @@
-"""The pure-NumPy MXNet ``.params`` reader and the md5 table (§5.2).
+"""The pure-NumPy MXNet ``.params`` reader and the md5 table (docs/architecture.md §5.3–§5.4).
 
 ``fixtures/*.params`` were written by real MXNet 1.9.1 (``make_mxnet_fixtures.py``), which
 saves the V2 NDArray encoding only. The legacy (2016-era) and V1 encodings, and V3, are
@@ -63,7 +63,7 @@ def test_reads_mxnet_written_fixture_with_ademxapp_names():
     params = read_params(CLS_PARAMS)
     args = [k for k in params if k.startswith("arg:")]
     auxs = [k for k in params if k.startswith("aux:")]
-    # Spec §5.4: 43 convs, 37 BNs → 119 arg + 74 aux in a classification file.
+    # docs/architecture.md §5.2: 43 convs, 37 BNs → 119 arg + 74 aux in a classification file.
     assert (len(args), len(auxs)) == (119, 74)
     assert params["arg:conv1a_weight"].shape == (2, 3, 3, 3)  # 64 / 32 filters, RGB input
     assert params["arg:res6a_branch2a_weight"].shape == (16, 32, 1, 1)

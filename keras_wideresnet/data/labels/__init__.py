@@ -1,4 +1,4 @@
-"""Class names and label mappings per dataset (paper spec §3.1–3.2)."""
+"""Class names and label mappings per dataset (docs/architecture.md §7.6)."""
 
 from __future__ import annotations
 

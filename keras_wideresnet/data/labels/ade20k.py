@@ -1,4 +1,5 @@
-"""ADE20K SceneParsing (ADEChallengeData2016): 150 classes; raw 0 (other) → 255, k → k−1 (paper spec §3.2).
+"""ADE20K SceneParsing (ADEChallengeData2016): 150 classes; raw 0 (other) → 255, k → k−1
+(docs/architecture.md §7.6).
 
 Names: the short names of ``objectInfo150.csv`` (first synonym), in the order used by
 mmsegmentation's ``ADE20KDataset`` and the MIT scene-parsing benchmark.

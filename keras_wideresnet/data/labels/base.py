@@ -1,4 +1,5 @@
-"""Label-map container: class names plus a raw-annotation → train-id lookup table (paper spec §3.2)."""
+"""Label-map container: class names plus a raw-annotation → train-id lookup table
+(docs/architecture.md §7.6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cityscapes: 19 train ids from gtFine ``*_labelIds.png`` (paper spec §3.2).
+"""Cityscapes: 19 train ids from gtFine ``*_labelIds.png`` (docs/architecture.md §7.6).
 
 Table copied from cityscapesScripts ``cityscapesscripts/helpers/labels.py`` (labelId → trainId;
 ``ignoreInEval`` classes and trainId 255/-1 → 255).

@@ -1,4 +1,4 @@
-"""ImageNet (ILSVRC 2012): 1000 classes in sorted WordNet-id order (paper spec §3.1).
+"""ImageNet (ILSVRC 2012): 1000 classes in sorted WordNet-id order (docs/architecture.md §7.6).
 
 Reads the package's ``resources/imagenet_class_index.json`` (provenance in resources/SOURCES.md).
 """

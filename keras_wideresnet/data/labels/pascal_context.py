@@ -1,4 +1,4 @@
-"""PASCAL Context, 60 classes: the 59 most frequent classes plus background (paper spec §3.2).
+"""PASCAL Context, 60 classes: the 59 most frequent classes plus background (docs/architecture.md §7.6).
 
 Full annotations (``trainval/<image id>.mat``, key ``LabelMap``, from the PASCAL-Context release
 ``trainval.tar.gz``, https://cs.stanford.edu/~roozbeh/pascal-context/) hold ids 1..459 of the

@@ -1,4 +1,5 @@
-"""PASCAL VOC 2012 (+SBD): 21 classes, masks already hold train ids, 255 = border/ignore (paper spec §3.2)."""
+"""PASCAL VOC 2012 (+SBD): 21 classes, masks already hold train ids, 255 = border/ignore
+(docs/architecture.md §7.6)."""
 
 from keras_wideresnet.data.labels.base import LabelMap, identity_lut
 
