@@ -67,7 +67,7 @@ class _DropGinPathProbes(py_logging.Filter):
     holds it; a file found nowhere is reported by our own error instead."""
 
     def filter(self, record: py_logging.LogRecord) -> bool:
-        return not (record.module == "resource_reader" and record.msg.startswith("Path not found"))
+        return not (record.module == "resource_reader" and str(record.msg).startswith("Path not found"))
 
 
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
@@ -109,9 +109,7 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
 def _quiet(verbose: bool) -> None:
     """Python-side log levels, once the flags are parsed."""
     if not verbose:
-        py_logging.getLogger().addFilter(_DropGinPathProbes())
-        for handler in py_logging.getLogger().handlers:
-            handler.addFilter(_DropGinPathProbes())
+        py_logging.getLogger().addFilter(_DropGinPathProbes())  # gin logs to the root logger
         if "tensorflow" not in sys.modules and not any(
                 isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
             sys.meta_path.insert(0, _QuietTensorFlowImport())
