@@ -15,8 +15,6 @@ message naming the input and what to do, and exits with status 1, without a trac
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.util
 import logging as py_logging
 import os
 import re
@@ -24,6 +22,8 @@ import sys
 from typing import Callable, Sequence
 
 from absl import app, flags, logging
+
+from keras_wideresnet import _quiet_import
 
 flags.DEFINE_bool("debug", False, "Show tracebacks of errors and TensorFlow's own log lines.")
 
@@ -59,7 +59,10 @@ def _set_cpp_log_level(verbose: bool) -> None:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
 
 
-_set_cpp_log_level(asks_for_logs(sys.argv[1:]))  # the CLI modules import this module first
+# The CLI modules import this module first, before anything imports TensorFlow.
+_set_cpp_log_level(asks_for_logs(sys.argv[1:]))
+if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3":
+    _quiet_import.install()
 
 
 class _DropGinPathProbes(py_logging.Filter):
@@ -70,49 +73,11 @@ class _DropGinPathProbes(py_logging.Filter):
         return not (record.module == "resource_reader" and str(record.msg).startswith("Path not found"))
 
 
-class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
-    """Sends the process's stderr to /dev/null while ``tensorflow`` itself is imported.
-
-    Loading TF's shared libraries logs "Could not find cuda drivers" through absl's C++ logging
-    before it is initialised, which no log-level setting reaches. The import happens when a
-    command first needs TF (a usage error never pays for it); Python errors of the import still
-    raise as usual, after stderr is back.
-    """
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
-            return None
-        sys.meta_path.remove(self)  # once, and let the other finders do the finding
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None:
-            return spec
-        loader = spec.loader
-        real_exec = loader.exec_module
-
-        def exec_module(module):
-            sys.stderr.flush()
-            saved = os.dup(2)
-            try:
-                with open(os.devnull, "w") as devnull:
-                    os.dup2(devnull.fileno(), 2)
-                    try:
-                        real_exec(module)
-                    finally:
-                        os.dup2(saved, 2)
-            finally:
-                os.close(saved)
-
-        loader.exec_module = exec_module
-        return spec
-
-
 def _quiet(verbose: bool) -> None:
     """Python-side log levels, once the flags are parsed."""
     if not verbose:
         py_logging.getLogger().addFilter(_DropGinPathProbes())  # gin logs to the root logger
-        if "tensorflow" not in sys.modules and not any(
-                isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
-            sys.meta_path.insert(0, _QuietTensorFlowImport())
+        _quiet_import.install()
         logging.set_verbosity(logging.WARNING)
         for name in _NOISY_LOGGERS:
             py_logging.getLogger(name).setLevel(py_logging.WARNING)

@@ -7,6 +7,9 @@ than pipelines), interleaved with AUTOTUNE parallelism, and optionally determini
 
 from __future__ import annotations
 
+import json
+import os
+
 import tensorflow as tf
 
 from keras_wideresnet.data import schema
@@ -30,6 +33,43 @@ def list_files(file_pattern: str) -> list[str]:
             )
         files.extend(matched)
     return sorted(set(files))
+
+
+def known_record_count(files: list[str]) -> int | None:
+    """The number of records in ``files`` from the TFDS ``dataset_info.json`` beside them, or None.
+
+    The count is used only when every file is listed in the metadata and the files' total size
+    equals the sizes the metadata records for those splits, so a stale ``dataset_info.json`` is
+    never trusted. Reads no record.
+    """
+    lengths: dict[str, int] = {}
+    sizes: dict[tuple[str, ...], int] = {}
+    for directory in sorted({os.path.dirname(f) for f in files}):
+        path = os.path.join(directory, "dataset_info.json")
+        if not tf.io.gfile.exists(path):
+            return None
+        try:
+            with tf.io.gfile.GFile(path) as f:
+                info = json.load(f)
+            for split in info.get("splits", []):
+                counts = [int(n) for n in split.get("shardLengths", [])]
+                split_files = [os.path.join(directory, f"{info['name']}-{split['name']}.tfrecord-"
+                                                       f"{i:05d}-of-{len(counts):05d}")
+                               for i in range(len(counts))]
+                lengths.update(zip(split_files, counts))
+                sizes[tuple(split_files)] = int(split.get("numBytes", -1))
+        except (ValueError, KeyError, TypeError):
+            return None
+    if not all(f in lengths for f in files):
+        return None
+    wanted = set(files)
+    for split_files, num_bytes in sizes.items():
+        if wanted & set(split_files):
+            if not wanted >= set(split_files):
+                continue  # a subset of a split: sizes per shard are not recorded
+            if sum(tf.io.gfile.stat(f).length for f in split_files) != num_bytes:
+                return None
+    return sum(lengths[f] for f in files)
 
 
 def per_replica_batch_size(global_batch_size: int, input_context: tf.distribute.InputContext | None) -> int:
@@ -60,11 +100,16 @@ def records(
     deterministic: bool = False,
     seed: int | None = None,
 ) -> tf.data.Dataset:
-    """Serialized records of ``file_pattern``, sharded for this input pipeline."""
+    """Serialized records of ``file_pattern``, sharded for this input pipeline.
+
+    An unsharded eval stream carries its length (``cardinality()``) when the TFDS metadata beside
+    the files records it, so progress bars and ``model.evaluate`` know the total.
+    """
     files = list_files(file_pattern)
     ds = tf.data.Dataset.from_tensor_slices(files)
     shard_records = False
-    if input_context is not None and input_context.num_input_pipelines > 1:
+    sharded = input_context is not None and input_context.num_input_pipelines > 1
+    if sharded:
         if len(files) >= input_context.num_input_pipelines:
             ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         else:
@@ -80,6 +125,10 @@ def records(
     )
     if shard_records:
         ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if not is_training and not sharded:
+        count = known_record_count(files)
+        if count is not None:
+            ds = ds.apply(tf.data.experimental.assert_cardinality(count))
     return ds
 
 

@@ -20,6 +20,7 @@ from typing import Sequence
 
 from absl import logging
 
+from keras_wideresnet import _quiet_import
 from keras_wideresnet.data import schema
 from keras_wideresnet.data.encode import EncodeConfig, Item, encode_item
 from keras_wideresnet.data.errors import DataError
@@ -50,6 +51,9 @@ def split_pattern(out_dir: str, dataset_name: str, split: str) -> str:
 
 
 _counter = None  # per-worker shared progress counter
+# A spawned worker costs a Python start and a TensorFlow import (seconds), so by default one is
+# started per this many items at most; smaller jobs are written in this process.
+MIN_ITEMS_PER_WORKER = 256
 
 
 def _init_worker(counter) -> None:
@@ -92,6 +96,27 @@ def _write_shard(job: tuple) -> dict:
     return manifest
 
 
+class _Progress:
+    """A Keras progress bar over items, redrawn only when the count moves and finished once."""
+
+    def __init__(self, total: int, title: str | None):
+        self.total, self.bar, self.shown = total, None, -1
+        if title is not None:
+            import keras
+
+            print(title, flush=True)
+            self.bar = keras.utils.Progbar(total, unit_name="image")
+
+    def show(self, count: int) -> None:
+        if self.bar is not None and count != self.shown and count < self.total:
+            self.shown = count
+            self.bar.update(count)
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.update(self.total, finalize=True)
+
+
 def _check_no_foreign_shards(out_dir: str, dataset_name: str, split: str, num_shards: int) -> None:
     rx = re.compile(re.escape(f"{dataset_name}-{split}.tfrecord-") + r"\d{5}-of-(\d{5})$")
     for path in glob.glob(split_pattern(out_dir, dataset_name, split)):
@@ -116,6 +141,7 @@ def write_split(
     skip_corrupt: bool = False,
     shuffle_seed: int | None = None,
     verbose: bool = True,
+    min_items_per_worker: int = MIN_ITEMS_PER_WORKER,
 ) -> SplitResult:
     """Encodes ``items`` into ``num_shards`` TFRecord shards of ``out_dir``.
 
@@ -124,6 +150,8 @@ def write_split(
       shuffle_seed: if set, items are shuffled with this seed before sharding (training splits), so
         every shard mixes classes; the same seed gives the same shards on a re-run.
       num_workers: processes writing shards in parallel (``spawn`` context); 1 = in this process.
+      min_items_per_worker: fewer workers are started when the items would give each fewer than
+        this (a worker's start-up costs a TensorFlow import); a small job runs in this process.
       skip_corrupt: skip items that fail validation and report them instead of raising ``DataError``.
     """
     if not items:
@@ -162,27 +190,27 @@ def write_split(
         logging.info("%s/%s: %d of %d shards already complete; writing the rest.",
                      dataset_name, split, num_shards - len(jobs), num_shards)
 
-    progbar = None
-    if verbose:
-        import keras
-
-        print(f"Writing {dataset_name}/{split}: {len(order)} items, {num_shards} shards", flush=True)
-        progbar = keras.utils.Progbar(len(order), unit_name="image")
-        progbar.update(done_count)
-    if jobs and num_workers == 1:
+    progress = _Progress(len(order), f"Writing {dataset_name}/{split}: {len(order)} items, "
+                         f"{num_shards} shards" if verbose else None)
+    progress.show(done_count)
+    num_workers = min(num_workers, len(jobs), -(-len(order) // max(1, min_items_per_worker)))
+    if jobs and num_workers <= 1:
         counter = mp.Value("q", 0)
         _init_worker(counter)
         try:
             for job in jobs:
                 manifests.append(_write_shard(job))
-                if progbar:
-                    progbar.update(done_count + counter.value)
+                progress.show(done_count + counter.value)
         finally:
             _init_worker(None)
     elif jobs:
         ctx = mp.get_context("spawn")  # TF is not fork-safe
         counter = ctx.Value("q", 0)
-        with ctx.Pool(min(num_workers, len(jobs)), initializer=_init_worker, initargs=(counter,)) as pool:
+        # A quiet parent (TF_CPP_MIN_LOG_LEVEL=3, as the CLIs set it) keeps its workers' TF
+        # start-up lines off stderr too: the initializer is unpickled before TF loads.
+        quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3"
+        with ctx.Pool(num_workers, initializer=_quiet_import.call_quietly,
+                      initargs=(quiet, __name__, "_init_worker", counter)) as pool:
             pending = [pool.apply_async(_write_shard, (job,)) for job in jobs]
             while pending:
                 time.sleep(0.2)
@@ -193,10 +221,8 @@ def write_split(
                     else:
                         still.append(res)
                 pending = still
-                if progbar:
-                    progbar.update(done_count + counter.value)
-    if progbar:
-        progbar.update(len(order), finalize=True)
+                progress.show(done_count + counter.value)
+    progress.finish()
 
     skipped = [tuple(s) for m in manifests for s in m["skipped"]]
     written = sum(m["num_written"] for m in manifests)

@@ -46,6 +46,13 @@ def eval_input_kwargs(experiment) -> dict[str, Any]:
     return dict(eval_size=experiment.eval_image_size)
 
 
+def _num_batches(experiment) -> int | None:
+    """Global eval batches, when the eval stream knows its length (``None`` otherwise). Building
+    the unsharded stream reads no record."""
+    n = int(experiment.eval_data(is_training=False, **eval_input_kwargs(experiment)).cardinality())
+    return n if n > 0 else None
+
+
 def evaluate(model: keras.Model, experiment, strategy: tf.distribute.Strategy | None = None,
              verbose: int = 1) -> dict[str, Any]:
     """Runs the experiment's eval data through ``model`` and returns the scores.
@@ -76,7 +83,8 @@ def evaluate(model: keras.Model, experiment, strategy: tf.distribute.Strategy | 
         return False, zeros
 
     total = np.zeros(zeros.shape, np.int64)
-    progbar = keras.utils.Progbar(exp.eval_steps, unit_name="batch", verbose=verbose)
+    progbar = keras.utils.Progbar(exp.eval_steps or _num_batches(exp), unit_name="batch",
+                                  verbose=verbose)
     done = 0
     while exp.eval_steps is None or done < exp.eval_steps:
         has_value, counts = step()

@@ -64,6 +64,32 @@ def test_quickstart_digits_train_and_eval(digits):
     assert sum(int(b[1].shape[0]) for b in ev) == digits["num_validation"]  # no repeat, keeps the remainder
 
 
+def test_eval_stream_length_from_metadata(digits, tmp_path):
+    """An eval stream knows its batch count from dataset_info.json; a stale or missing
+    metadata file leaves it unknown rather than wrong."""
+    ev = classification_dataset(digits["validation"], is_training=False, global_batch_size=64, image_size=32)
+    assert int(ev.cardinality()) == -(-digits["num_validation"] // 64) == len(list(ev))
+    train = classification_dataset(digits["train"], is_training=True, global_batch_size=64, image_size=32)
+    assert int(train.cardinality()) == tf.data.INFINITE_CARDINALITY
+    # A copy of the validation shard with one record fewer: sizes no longer match the metadata.
+    out = tmp_path / "stale"
+    out.mkdir()
+    src = os.path.dirname(digits["validation"])
+    with open(os.path.join(src, "dataset_info.json")) as f:
+        (out / "dataset_info.json").write_text(f.read())
+    name = os.path.basename(tf.io.gfile.glob(digits["validation"])[0])
+    with tf.io.TFRecordWriter(str(out / name)) as w:
+        for r in list(tf.data.TFRecordDataset(tf.io.gfile.glob(digits["validation"])))[1:]:
+            w.write(r.numpy())
+    stale = classification_dataset(str(out / "*-validation.tfrecord-*"), is_training=False,
+                                   global_batch_size=64, image_size=32)
+    assert int(stale.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    assert sum(int(b[1].shape[0]) for b in stale) == digits["num_validation"] - 1
+    os.remove(out / "dataset_info.json")
+    assert int(classification_dataset(str(out / "*"), is_training=False, global_batch_size=64,
+                                      image_size=32).cardinality()) == tf.data.UNKNOWN_CARDINALITY
+
+
 def test_eval_centre_crop_and_model_garden_record(tmp_path):
     image = np.zeros((40, 60, 3), np.uint8)
     image[:, 10:50] = (200, 100, 50)  # the centre 40x40 square
