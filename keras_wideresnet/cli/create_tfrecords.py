@@ -9,13 +9,11 @@ Thin CLI over keras_wideresnet.data.converters / writer. Layouts: docs/data.md.
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app, flags, logging
 
 from keras_wideresnet.cli import _app  # first: it sets TF's C++ log level before TF loads
 
-from keras_wideresnet._extras import MissingExtraError  # noqa: E402
 from keras_wideresnet.data import converters, labels, writer  # noqa: E402
 from keras_wideresnet.data.encode import EncodeConfig  # noqa: E402
 from keras_wideresnet.data.errors import DataError  # noqa: E402
@@ -105,12 +103,7 @@ def convert() -> dict:
 
 def main(argv):
     del argv
-    try:
-        convert()
-    except (DataError, MissingExtraError) as e:
-        logging.error("%s", e)
-        print(f"ERROR: {e}", file=sys.stderr)
-        return 1
+    convert()  # a DataError or a missing extra is a one-line error (keras_wideresnet.cli._app)
     return 0
 
 
