@@ -18,13 +18,12 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+# IMAGENET_MEAN/STD: the input normalisation of the released 'rna' nets (RGB, x / 255, then
+# mean / std), shared with the data pipelines and the serving graph.
+from keras_wideresnet.constants import IMAGENET_MEAN, IMAGENET_STD
 from keras_wideresnet.models.backbone import build_features
 from keras_wideresnet.models.segmentation import ResizeLike, segmentation_head
 from keras_wideresnet.models.spec import FamilySpec, get_spec
-
-# Input normalisation of the released 'rna' nets: RGB, x / 255, then mean / std.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 VARIANTS = ("a", "a1", "a2")
 POOLING_MODES = (None, "avg", "max")
 

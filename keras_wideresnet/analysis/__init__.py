@@ -1,7 +1,7 @@
 """The paper's path analysis (docs/architecture.md §6; paper §3): unravelled view, gradient
 magnitude by path length, effective depth, and the "wider or deeper" comparison."""
 
-from keras_wideresnet.analysis.callback import PathAnalysisCallback
+from keras_wideresnet.analysis.callback import PathAnalysisCallback, path_analysis_action
 from keras_wideresnet.analysis.comparison import (
     Member,
     compare_members,
@@ -40,7 +40,7 @@ __all__ = [
     "PathAnalysisCallback", "PathAnalysisResult", "PathGates", "PathGradient", "analyze_paths",
     "as_batches", "compare_members", "comparison_markdown", "default_loss", "describe_units", "effective_depth",
     "estimate_training_memory", "find_residual_units", "input_gradient", "match_width", "match_width_multiplier",
-    "measure_step", "path_counts", "path_gates", "path_length_distribution",
+    "measure_step", "path_analysis_action", "path_counts", "path_gates", "path_length_distribution",
     "plot_path_analysis", "read_accuracy", "render_png", "sample_plan", "spec_param_count",
     "summary_lines", "wider_or_deeper_members",
 ]

@@ -119,3 +119,33 @@ class PathAnalysisCallback(keras.callbacks.Callback):
 
 
 __all__ = ["PathAnalysisCallback"]
+
+
+class _PathAnalysisAction:
+    """The trainer's step action around :class:`PathAnalysisCallback`: built on first use on
+    the chief, from one fixed training batch."""
+
+    name = "path_analysis"
+
+    def __init__(self, experiment: Any):
+        self.interval = experiment.path_analysis_interval
+        self._callback = None
+
+    def __call__(self, trainer: Any, step: int) -> None:
+        if not trainer.chief:
+            return
+        if self._callback is None:
+            exp = trainer.experiment
+            batch = next(iter(exp.train_data(input_context=None, is_training=True)))
+            self._callback = PathAnalysisCallback(
+                1, [batch], log_dir=trainer.model_dir, samples_per_k=exp.path_analysis_samples_per_k,
+                seed=exp.seed or 0, loss_fn=trainer.task.analysis_loss_fn(exp),
+                json_dir=trainer.model_dir, verbose=False)
+            self._callback.set_model(trainer.model)
+        self._callback.on_epoch_end(step // self.interval - 1)
+
+
+def path_analysis_action(experiment: Any) -> _PathAnalysisAction | None:
+    """The paper's path-length measurement during training (``Experiment.path_analysis_interval``)
+    as a trainer action, or None when the experiment does not ask for it."""
+    return _PathAnalysisAction(experiment) if experiment.path_analysis_interval else None

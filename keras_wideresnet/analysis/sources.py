@@ -8,7 +8,6 @@ as trained). Batches come from TFRecords of our schema, the quickstart data, an 
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from typing import Any, Sequence
@@ -20,6 +19,8 @@ import tensorflow as tf
 from keras_wideresnet.analysis.effective_depth import EffectiveDepthConfig
 from keras_wideresnet.analysis.paths import LossFn, PathAnalysisResult, analyze_paths
 from keras_wideresnet.analysis.plots import plot_path_analysis, summary_lines
+from keras_wideresnet.tasks import get_task
+from keras_wideresnet.tasks.eval_loop import eval_dataset
 
 QUICKSTART_INDEX = "quickstart_files.json"
 
@@ -61,36 +62,22 @@ def load_trained_model(gin_files: Sequence[str], checkpoint: str,
 
     Returns ``(model, experiment, loss_fn)`` where ``loss_fn`` is the experiment's training loss.
     """
-    from keras_wideresnet.training import experiment as experiment_lib
-    from keras_wideresnet.training import gin_config, losses
+    from keras_wideresnet.training import gin_config
+    from keras_wideresnet.training.checkpoints import restore_model
 
     gin_config.parse_gin(list(gin_files), list(gin_bindings))
     exp = gin_config.load_experiment()
     model = exp.build_model()
-    experiment_lib.restore_model(model, checkpoint)
-    if exp.task == "classification":
-        loss_fn = functools.partial(losses.classification_loss,
-                                    label_smoothing=exp.loss.label_smoothing)
-    else:
-        loss_fn = functools.partial(
-            losses.segmentation_loss, ignore_label=exp.loss.ignore_label,
-            output_stride=exp.output_stride, label_resolution=exp.loss.label_resolution,
-            bootstrap=exp.loss.bootstrap, bootstrap_threshold=exp.loss.bootstrap_threshold,
-            bootstrap_min_kept=exp.loss.bootstrap_min_kept)
-    loss_fn.__name__ = f"{exp.task}_loss"  # type: ignore[attr-defined]
-    return model, exp, loss_fn
+    restore_model(model, checkpoint)
+    return model, exp, get_task(exp.task).analysis_loss_fn(exp)
 
 
 def experiment_batches(experiment: Any, num_batches: int) -> tf.data.Dataset:
     """The experiment's eval pipeline (same preprocessing as evaluation), first batches."""
-    from keras_wideresnet.evaluation.evaluator import eval_input_kwargs
-
     if experiment.eval_data is None:
         raise ValueError("The experiment has no eval_data; pass --data_pattern, --quickstart_dir "
                          "or --npz instead.")
-    ds = experiment.eval_data(input_context=None, is_training=False,
-                              **eval_input_kwargs(experiment))
-    return ds.take(num_batches)
+    return eval_dataset(get_task(experiment.task), experiment).take(num_batches)
 
 
 def quickstart_patterns(out_dir: str, image_size: int = 32) -> dict[str, Any]:

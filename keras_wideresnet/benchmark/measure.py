@@ -176,7 +176,7 @@ def _images(config: BenchConfig):
 
 
 def _loss_fn(logits, labels):
-    from keras_wideresnet.training.losses import classification_loss
+    from keras_wideresnet.tasks.losses import classification_loss
 
     logits = tf.reshape(logits, (-1, tf.shape(logits)[-1]))
     return classification_loss(tf.reshape(labels, (-1,)), logits)

@@ -26,6 +26,9 @@ from absl import app, flags, logging
 from keras_wideresnet import _quiet_import
 
 flags.DEFINE_bool("debug", False, "Show tracebacks of errors and TensorFlow's own log lines.")
+flags.DEFINE_list("imports", [], "Python modules to import before the command runs: a module that "
+                  "registers a task of your own (keras_wideresnet.tasks.register_task) or gin "
+                  "configurables, e.g. --imports=my_project.detection_task.")
 
 FLAGS = flags.FLAGS
 
@@ -83,6 +86,21 @@ def _quiet(verbose: bool) -> None:
             py_logging.getLogger(name).setLevel(py_logging.WARNING)
 
 
+def _import_modules(names: Sequence[str]) -> None:
+    """The modules of ``--imports``; the current directory is searched first, as ``python -m``
+    does, so a module of the user's own project is found."""
+    import importlib
+
+    if names and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ValueError(f"--imports: cannot import {name!r} ({e}). Pass a module importable "
+                             "from the current directory or the environment (PYTHONPATH).") from e
+
+
 def _first_lines(error: BaseException, limit: int = 6) -> str:
     text = str(error).strip() or type(error).__name__
     lines = text.splitlines()
@@ -94,8 +112,10 @@ def _wrap(main: Callable[[Sequence[str]], int | None], prog: str) -> Callable[[S
         debug = FLAGS.debug
         _quiet(verbose=debug or (FLAGS["verbosity"].present and FLAGS.verbosity >= 0))
         if debug:
+            _import_modules(FLAGS.imports)
             return main(argv)
         try:
+            _import_modules(FLAGS.imports)
             return main(argv)
         except _user_errors() as e:
             print(f"{prog}: error: {_first_lines(e)}", file=sys.stderr)

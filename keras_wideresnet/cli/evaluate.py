@@ -33,8 +33,8 @@ def main(argv):
     del argv
     from keras_wideresnet.evaluation import evaluator
     from keras_wideresnet.training import gin_config
-    from keras_wideresnet.training.experiment import restore_model
-    from keras_wideresnet.training.metrics import format_segmentation_table
+    from keras_wideresnet.tasks import get_task
+    from keras_wideresnet.training.checkpoints import restore_model
 
     experiment = gin_config.experiment_from_flags(FLAGS.gin_file, FLAGS.gin_bindings,
                                                   FLAGS.model_dir)
@@ -47,11 +47,7 @@ def main(argv):
     restored = restore_model(model, source)
     print(f"[keras_wideresnet] evaluating {restored}")
     scores = evaluator.evaluate(model, experiment)
-    if experiment.task == "segmentation":
-        print(format_segmentation_table(scores))
-    else:
-        print(f"top-1 {100 * scores['top1']:.2f}%  top-5 {100 * scores['top5']:.2f}%  "
-              f"({scores['num_examples']} images)")
+    print(get_task(experiment.task).format_scores(scores))
     if FLAGS.output_json:
         with open(FLAGS.output_json, "w") as f:
             json.dump(dict(scores, checkpoint=restored), f, indent=2)

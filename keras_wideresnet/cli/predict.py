@@ -26,14 +26,15 @@ def main(argv):
     del argv
     from keras_wideresnet.evaluation import predict
     from keras_wideresnet.training import gin_config
-    from keras_wideresnet.training.experiment import restore_model
+    from keras_wideresnet.tasks import get_task
+    from keras_wideresnet.training.checkpoints import restore_model
 
     if not FLAGS.input or not os.path.exists(FLAGS.input):
         raise app.UsageError(f"--input {FLAGS.input!r} does not exist: pass an image or a folder.")
     experiment = gin_config.experiment_from_flags(FLAGS.gin_file, FLAGS.gin_bindings,
                                                   FLAGS.model_dir)
     experiment = experiment.with_eval_overrides(FLAGS.scales, FLAGS.flip)
-    if experiment.task != "segmentation":
+    if get_task(experiment.task).record_kind != "segmentation":
         raise app.UsageError("keras-wideresnet-predict writes masks for segmentation experiments; "
                              "use keras-wideresnet-evaluate or the exported model for classifiers.")
     model = experiment.build_model()

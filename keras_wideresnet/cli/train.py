@@ -57,11 +57,16 @@ def main(argv):
     if FLAGS.strategy != "default":
         print(f"[keras_wideresnet] {type(strategy).__name__} with {strategy.num_replicas_in_sync} "
               "replicas", flush=True)
-    result = trainer.run(experiment, FLAGS.model_dir, FLAGS.mode, strategy)
+    actions = []
+    if experiment.path_analysis_interval:  # the analysis side room is imported only then
+        from keras_wideresnet.analysis.callback import path_analysis_action
+
+        actions.append(path_analysis_action(experiment))
+    result = trainer.run(experiment, FLAGS.model_dir, FLAGS.mode, strategy, actions)
     if trainer.is_chief(strategy):
         gin_config.write_operative_config(FLAGS.model_dir, FLAGS.mode)
     if "eval" in result:
-        _print_scores(result["eval"])
+        _print_scores(result["trainer"].task, result["eval"])
     if FLAGS.export_dir and trainer.is_chief(strategy):
         from keras_wideresnet.export import export_experiment
         from keras_wideresnet.export.saved_model import version_exported_from
@@ -75,14 +80,8 @@ def main(argv):
             print(f"[keras_wideresnet] exported SavedModel for TF Serving: {path}")
 
 
-def _print_scores(scores: dict) -> None:
-    from keras_wideresnet.training.metrics import format_segmentation_table
-
-    if "mean_iou" in scores:
-        print(format_segmentation_table(scores))
-    else:
-        print(f"top-1 accuracy: {100 * scores['top1']:.2f}%   top-5 accuracy: "
-              f"{100 * scores['top5']:.2f}%   ({scores['num_examples']} images)")
+def _print_scores(task, scores: dict) -> None:
+    print(task.format_scores(scores))
     print(json.dumps({k: v for k, v in scores.items()
                       if k not in ("confusion_matrix", "per_class_iou")}))
 

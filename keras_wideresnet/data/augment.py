@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_wideresnet.applications import IMAGENET_MEAN, IMAGENET_STD
+from keras_wideresnet.constants import IMAGENET_MEAN, IMAGENET_STD
 
 MEAN_RGB_255 = tuple(255.0 * m for m in IMAGENET_MEAN)
 STD_RGB_255 = tuple(255.0 * s for s in IMAGENET_STD)

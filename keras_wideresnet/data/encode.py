@@ -124,7 +124,7 @@ def encode_item(item: Item, config: EncodeConfig) -> bytes:
     encoded, fmt, height, width = _read_image(item)
     filename = os.path.basename(item.image) if isinstance(item.image, str) else item.source_id
     num_classes = config.label_map.num_classes
-    if config.task == "classification":
+    if schema.holds_class_label(config.task):
         if item.label is None or not 0 <= int(item.label) < num_classes:
             raise DataError(
                 f"record {item.source_id!r} ({item.image_name}): label {item.label} is outside "

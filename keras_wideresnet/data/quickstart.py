@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from keras_wideresnet._extras import require
-from keras_wideresnet.data import writer
+from keras_wideresnet.data import schema, writer
 from keras_wideresnet.data.encode import EncodeConfig, Item
 from keras_wideresnet.data.labels.base import generic
 
@@ -99,14 +99,16 @@ def write_quickstart(
     split is fixed: 1,498 train / 299 validation). Returns ``{"train", "validation"}`` glob patterns,
     ``num_classes``, ``class_names``, ``num_train``, ``num_validation``.
     """
-    if task == "classification":
+    if task not in schema.TASKS:
+        raise ValueError(f"task must be 'classification' or 'segmentation'. Received: task={task!r}")
+    if schema.holds_class_label(task):
         name, class_names = "digits", DIGIT_CLASS_NAMES
         train, val = digits_items(image_size or 32)
-    elif task == "segmentation":
+        description = "scikit-learn handwritten digits (real, 8x8 upscaled)"
+    else:
         name, class_names = "synthetic_shapes", SYNTHETIC_CLASS_NAMES
         train, val = synthetic_items(num_train, num_validation, image_size or 64, seed)
-    else:
-        raise ValueError(f"task must be 'classification' or 'segmentation'. Received: task={task!r}")
+        description = "SYNTHETIC coloured-shape scenes (generated, not real data)"
     config = EncodeConfig(task, generic(class_names, name))
     os.makedirs(out_dir, exist_ok=True)
     results = {}
@@ -118,8 +120,7 @@ def write_quickstart(
         )  # fmt: skip
     writer.write_tfds_metadata(
         out_dir, task=task, class_names=class_names, splits=list(results.values()),
-        description=("scikit-learn handwritten digits (real, 8x8 upscaled)" if task == "classification"
-                     else "SYNTHETIC coloured-shape scenes (generated, not real data)"),
+        description=description,
     )  # fmt: skip
     return {
         "train": results["train"].pattern,

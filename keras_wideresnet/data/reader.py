@@ -139,7 +139,7 @@ def parse_records(ds: tf.data.Dataset, task: str) -> tf.data.Dataset:
     def parse(serialized):
         p = tf.io.parse_single_example(serialized, spec)
         out = {"encoded": p[schema.IMAGE_ENCODED], "name": schema.record_name(p)}
-        if task == "classification":
+        if schema.holds_class_label(task):
             out["label"] = p[schema.CLASS_LABEL]
         else:
             out["mask"] = p[schema.MASK_ENCODED]
@@ -177,9 +177,9 @@ def tfds_source(
             "with keras-wideresnet-create-tfrecords --dataset=voc instead."
         )
     source = TFDS_SOURCES.get(base, {"image": "image", "label": "label"})
-    if (task == "segmentation") != ("mask" in source):
+    if schema.holds_class_label(task) == ("mask" in source):
         raise DataError(f"TFDS dataset {tfds_name!r} cannot feed a {task} pipeline; supported: {sorted(TFDS_SOURCES)}.")
-    split = split or ("train" if is_training else ("validation" if task == "classification" else "validation"))
+    split = split or ("train" if is_training else "validation")
     read_config = tfds.ReadConfig(
         input_context=input_context, shuffle_seed=seed, interleave_cycle_length=16,
         num_parallel_calls_for_interleave_files=AUTOTUNE,
@@ -200,7 +200,7 @@ def tfds_source(
     def convert(ex):
         name = ex["file_name"] if "file_name" in ex else (ex["image_id"] if "image_id" in ex else tf.constant(""))
         out = {"encoded": ex[source["image"]], "name": name}
-        if task == "classification":
+        if schema.holds_class_label(task):
             out["label"] = tf.cast(ex[source["label"]], tf.int64)
         else:
             out["mask"] = ex[source["mask"]]

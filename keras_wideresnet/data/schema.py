@@ -24,7 +24,15 @@ MASK_ENCODED = "image/segmentation/class/encoded"
 MASK_FORMAT = "image/segmentation/class/format"
 
 IGNORE_LABEL = 255
-TASKS = ("classification", "segmentation")
+TASKS = ("classification", "segmentation")  # the record kinds: a class label, or a mask
+
+
+def holds_class_label(record_kind: str) -> bool:
+    """Whether records of this kind hold a class label (``"classification"``); the other kind,
+    ``"segmentation"``, holds a mask. Every data module asks this instead of comparing names."""
+    if record_kind not in TASKS:
+        raise ValueError(f"task (the record kind) must be one of {TASKS}. Received: {record_kind!r}")
+    return record_kind == TASKS[0]
 
 
 def _bytes(value: bytes | str) -> tf.train.Feature:
@@ -83,7 +91,7 @@ def parse_spec(task: str) -> dict[str, tf.io.FixedLenFeature]:
         IMAGE_SOURCE_ID: tf.io.FixedLenFeature((), tf.string, default_value=""),
         IMAGE_FILENAME: tf.io.FixedLenFeature((), tf.string, default_value=""),
     }
-    if task == "classification":
+    if holds_class_label(task):
         spec[CLASS_LABEL] = tf.io.FixedLenFeature((), tf.int64)
     else:
         spec[MASK_ENCODED] = tf.io.FixedLenFeature((), tf.string)
@@ -116,7 +124,7 @@ def tfds_features(task: str, class_names: Sequence[str]):
         "source_id": tfds.features.Text(),
         "filename": tfds.features.Text(),
     }
-    if task == "classification":
+    if holds_class_label(task):
         image["class"] = {"label": tfds.features.ClassLabel(names=list(class_names))}
     else:
         image["segmentation"] = {

@@ -1,6 +1,7 @@
-"""Evaluation: test-time inference (multi-scale, flip, tiles) and the evaluation loops."""
+"""Evaluation: the evaluation loop of a trained model, prediction agreement, and the
+test-time inference (multi-scale, flip, tiles) that the tasks define."""
 
-from keras_wideresnet.evaluation.inference import (
+from keras_wideresnet.tasks.inference import (
     classification_probs,
     num_tiles,
     segmentation_probs,

@@ -9,13 +9,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_wideresnet.evaluation.evaluator import eval_input_kwargs
+from keras_wideresnet.models import fold_batch_norm
+from keras_wideresnet.tasks import get_task
+from keras_wideresnet.tasks.eval_loop import eval_dataset
+from keras_wideresnet.training.checkpoints import restore_model
 
 
 def _build(experiment, weights: str, precision: str, fold_bn: bool) -> keras.Model:
-    from keras_wideresnet.models import fold_batch_norm
-    from keras_wideresnet.training.experiment import restore_model
-
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
@@ -47,8 +47,10 @@ def precision_agreement(experiment: Any, weights: str, *, precision: str = "mixe
     """
     reference = _build(experiment, weights, "float32", fold_bn=False)
     candidate = _build(experiment, weights, precision, fold_bn)
-    data = experiment.eval_data(is_training=False, **eval_input_kwargs(experiment))
+    task = get_task(experiment.task)
+    data = eval_dataset(task, experiment)
     same = total = ref_hits = cand_hits = examples = 0
+    has_labels = False
     max_diff = max_logit = 0.0
     for i, (images, targets) in enumerate(data):
         if max_batches is not None and i >= max_batches:
@@ -61,8 +63,9 @@ def precision_agreement(experiment: Any, weights: str, *, precision: str = "mixe
         same += int((ref_cls == cand_cls).sum())
         total += ref_cls.size
         examples += ref.shape[0]
-        if experiment.task == "classification":
-            labels = np.asarray(targets)
+        labels = task.eval_labels(targets)
+        if labels is not None:
+            has_labels = True
             ref_hits += int((ref_cls == labels).sum())
             cand_hits += int((cand_cls == labels).sum())
     if total == 0:
@@ -70,6 +73,6 @@ def precision_agreement(experiment: Any, weights: str, *, precision: str = "mixe
     out = {"agreement": same / total, "num_examples": examples, "num_compared": total,
            "max_abs_logit_difference": max_diff, "max_abs_logit": max_logit, "precision": precision, "fold_bn": fold_bn,
            "task": experiment.task}
-    if experiment.task == "classification":
+    if has_labels:
         out.update(reference_top1=ref_hits / examples, candidate_top1=cand_hits / examples)
     return out

@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from keras_wideresnet.evaluation.inference import segmentation_probs
-from keras_wideresnet.export.preprocessing import (
+from keras_wideresnet.tasks.inference import segmentation_probs
+from keras_wideresnet.data.preprocessing import (
     invert_segmentation_preprocessing,
     segmentation_eval_image,
 )

@@ -10,7 +10,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Sequence
 
-TASKS = ("classification", "segmentation")
+from keras_wideresnet.tasks import get_task
+
+# The output formats the signatures serve (a task's record kind), and whether the image the
+# model sees is a padded canvas (segmentation) or the crop itself (classification).
+PADDED_INPUT = {"classification": False, "segmentation": True}
+TASKS = tuple(PADDED_INPUT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,7 +23,8 @@ class ServingConfig:
     """Settings baked into the exported signatures.
 
     Attributes:
-      task: ``"classification"`` or ``"segmentation"``.
+      task: ``"classification"`` (top-k classes per image) or ``"segmentation"`` (a class map
+        per image): the ``record_kind`` of the experiment's task.
       class_names: One name per class (written as the ``labels.txt`` asset).
       image_size: Classification: centre-crop side. Segmentation: the longer side every
         image is resized to.
@@ -73,6 +79,13 @@ class ServingConfig:
             raise ValueError(f"ServingConfig.tile_size must be None or >= 32. Received: {self.tile_size}")
 
     @property
+    def input_side(self) -> int:
+        """Side of the square image the model sees: the classification crop, or the
+        segmentation canvas (``image_size`` rounded up to ``pad_multiple``)."""
+        multiple = self.pad_multiple if PADDED_INPUT[self.task] else 1
+        return -(-self.image_size // multiple) * multiple
+
+    @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
@@ -100,12 +113,7 @@ def from_experiment(experiment: Any, top_k: int = 5, include_probabilities: bool
     if len(names) != experiment.num_classes:
         raise ValueError(f"{len(names)} class names were given but the experiment has "
                          f"num_classes={experiment.num_classes}.")
-    if experiment.task == "classification":
-        return ServingConfig(task="classification", class_names=names,
-                             image_size=experiment.eval_image_size,
-                             resize_shorter=experiment.eval_resize_shorter, top_k=top_k,
-                             flip=experiment.eval_flip)
-    return ServingConfig(task="segmentation", class_names=names,
-                         image_size=experiment.eval_image_size, flip=experiment.eval_flip,
-                         scales=tuple(experiment.eval_scales), tile_size=experiment.eval_tile_size,
-                         include_probabilities=include_probabilities)
+    task = get_task(experiment.task)
+    settings = task.serving_settings(experiment, top_k=top_k,
+                                     include_probabilities=include_probabilities)
+    return ServingConfig(task=task.record_kind, class_names=names, **settings)

@@ -24,7 +24,7 @@ def export_experiment(experiment: Any, weights: str, export_dir: str, *,
         (``eval_image_size``, ``eval_resize_shorter``, ``eval_scales``, ``eval_flip``,
         ``eval_tile_size``) become the serving preprocessing.
       weights: A training ``model_dir``, a checkpoint prefix or a ``.weights.h5`` file
-        (anything :func:`~keras_wideresnet.training.experiment.restore_model` takes).
+        (anything :func:`~keras_wideresnet.training.checkpoints.restore_model` takes).
       export_dir: SavedModel: the TF Serving base path (``export_dir/<version>/`` is written).
         LiteRT/ONNX: the folder for ``model.tflite``/``model.onnx`` and sidecars.
       export_format: One of :data:`keras_wideresnet.export.formats.FORMATS`.
@@ -36,7 +36,7 @@ def export_experiment(experiment: Any, weights: str, export_dir: str, *,
     Returns:
       The written version directory or model file.
     """
-    from keras_wideresnet.training.experiment import restore_model
+    from keras_wideresnet.training.checkpoints import restore_model
 
     if export_format not in formats.FORMATS:
         raise ValueError(f"export_format must be one of {formats.FORMATS}. "

@@ -23,10 +23,7 @@ FORMATS = ("saved_model", "litert", "onnx")
 def fixed_input_shape(model: keras.Model, config: ServingConfig) -> tuple[int, int, int, int]:
     """The ``[1, H, W, 3]`` input a fixed-shape runtime gets: the classification crop, or the
     square segmentation canvas (``image_size`` rounded up to ``pad_multiple``)."""
-    if config.task == "classification":
-        side = config.image_size
-    else:
-        side = -(-config.image_size // config.pad_multiple) * config.pad_multiple
+    side = config.input_side
     h, w = model.input_shape[1:3]
     if (h is not None and h != side) or (w is not None and w != side):
         raise ValueError(f"The model's input shape {model.input_shape} does not match the eval "

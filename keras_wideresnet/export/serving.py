@@ -3,7 +3,7 @@
 Classification follows the paper's test protocol (resize the shorter side, centre
 crop, normalise, optional flip averaging); segmentation follows its segmentation testing (resize the longer side,
 pad to a multiple of 8 at the top-left, multi-scale/flip/tiles via
-:func:`keras_wideresnet.evaluation.inference.segmentation_probs`, crop the scaled region and
+:func:`keras_wideresnet.tasks.inference.segmentation_probs`, crop the scaled region and
 resize back to the original size). Both call the evaluator's own inference functions, so the
 exported model answers exactly as ``keras-wideresnet-evaluate`` does.
 """
@@ -14,9 +14,10 @@ from typing import Callable
 
 import tensorflow as tf
 
-from keras_wideresnet.evaluation import inference
-from keras_wideresnet.export import decode, preprocessing
+from keras_wideresnet.data import preprocessing
+from keras_wideresnet.export import decode
 from keras_wideresnet.export.config import ServingConfig
+from keras_wideresnet.tasks import inference
 
 SEGMENTATION_PAD_LABEL = -1  # class_map value outside an image's own height x width.
 
@@ -62,11 +63,8 @@ class ServingFunctions:
             [f"Invalid input `{input_name}`: the request holds no images (batch size 0)."])
         with tf.control_dependencies([check]):
             elements = tf.identity(elements)
-        if self.config.task == "classification":
-            return self._classify(elements, encoded, input_name)
-        to_image = ((lambda e: decode.decode_image(e, input_name)) if encoded
-                    else (lambda image: image))
-        return self._segment(elements, to_image)
+        body = {"classification": self._classify, "segmentation": self._segment}[self.config.task]
+        return body(elements, encoded, input_name)
 
     def _classify(self, elements, encoded: bool, input_name: str):
         cfg = self.config
@@ -90,8 +88,10 @@ class ServingFunctions:
             "top_k_names": self._lookup(tf.cast(ids, tf.int64)),
         }
 
-    def _segment(self, elements, to_image):
+    def _segment(self, elements, encoded: bool, input_name: str):
         cfg = self.config
+        to_image = ((lambda e: decode.decode_image(e, input_name)) if encoded
+                    else (lambda image: image))
         num_classes = cfg.num_classes
 
         def segment_one(element):

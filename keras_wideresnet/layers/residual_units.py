@@ -305,6 +305,14 @@ class PreActResidualUnit(keras.layers.Layer):
         return config
 
     # --- Convenience for weight conversion and inspection -----------------------------------
+    def bn_conv_pairs(self) -> list[tuple[keras.layers.Layer | None, keras.layers.Layer]]:
+        """The residual branch in order: ``(bn, conv)`` per convolution, where ``bn`` is the
+        pre-activation BN before that conv (docs/architecture.md §1.1). BN folding reads this.
+
+        A method, not a property: Keras' weight files walk a layer's attributes, and a property
+        holding the sub-layers would save them a second time under another path."""
+        return [(bn, conv) for bn, conv, *_ in self._convs]
+
     @property
     def named_sublayers(self) -> dict[str, keras.layers.Layer]:
         """ademxapp name → sub-layer (``bn2a_branch2a``, ``res2a_branch2a``, ``res2a_branch1``...)."""

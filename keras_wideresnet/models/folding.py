@@ -82,16 +82,17 @@ def _policy_to_compute_dtype(layer_config: dict) -> None:
 
 
 def _fold_unit(source: PreActResidualUnit, target: PreActResidualUnit) -> None:
-    entry_scale, entry_offset = bn_as_affine(source._convs[0][0])
-    target._convs[0][0].set_weights([entry_scale, entry_offset])
-    last = len(source._convs) - 1
-    for i, (_, conv, *_rest) in enumerate(source._convs):
+    pairs, targets = source.bn_conv_pairs(), target.bn_conv_pairs()
+    entry_scale, entry_offset = bn_as_affine(pairs[0][0])
+    targets[0][0].set_weights([entry_scale, entry_offset])
+    last = len(pairs) - 1
+    for i, (_, conv) in enumerate(pairs):
         kernel = conv.get_weights()[0]
         if i < last:  # fold the next BN into this conv
-            scale, offset = bn_as_affine(source._convs[i + 1][0])
-            target._convs[i][1].set_weights([(kernel * scale).astype(kernel.dtype), offset])
+            scale, offset = bn_as_affine(pairs[i + 1][0])
+            targets[i][1].set_weights([(kernel * scale).astype(kernel.dtype), offset])
         else:
-            target._convs[i][1].set_weights([kernel])
+            targets[i][1].set_weights([kernel])
     if source.shortcut_conv is not None:
         target.shortcut_conv.set_weights(source.shortcut_conv.get_weights())
 

@@ -9,18 +9,14 @@ model is always rebuilt the way it was trained.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Callable, Sequence
 
 import keras
 import tensorflow as tf
 
-from keras_wideresnet.applications import load_weights
+from keras_wideresnet.tasks import get_task
 
-TASKS = ("classification", "segmentation")
 INIT_MODULES = ("all", "backbone")
-# Layers that are not part of the backbone (classifier / segmentation head): names start so.
-HEAD_LAYER_PREFIXES = ("linear", "conv6a", "upsample_logits", "pool7")
 
 
 @dataclasses.dataclass
@@ -97,7 +93,6 @@ class Experiment:
       train_steps: Total optimizer steps.
       steps_per_loop: Steps per compiled inner loop (and per progress update).
       checkpoint_interval, max_to_keep: Checkpoints every N steps, keeping the last K.
-      summary_interval: TensorBoard summaries every N steps.
       eval_steps: Batches per evaluation (``None``: the whole eval set).
       eval_interval: In ``train_and_eval``, evaluate every N steps (default: at the end).
       eval_scales, eval_flip: Test-time augmentation for segmentation evaluation.
@@ -137,7 +132,6 @@ class Experiment:
     steps_per_loop: int = 50
     checkpoint_interval: int = 500
     max_to_keep: int = 3
-    summary_interval: int = 50
     eval_steps: int | None = None
     eval_interval: int | None = None
     eval_scales: Sequence[float] = (1.0,)
@@ -156,8 +150,7 @@ class Experiment:
     path_analysis_samples_per_k: int = 8
 
     def __post_init__(self):
-        if self.task not in TASKS:
-            raise ValueError(f"Experiment.task must be one of {TASKS}. Received: task={self.task!r}")
+        get_task(self.task)  # a clear error for a name no task is registered as
         if self.model_fn is None:
             raise ValueError("Experiment.model_fn is not set. Bind it in gin, e.g. "
                              "`Experiment.model_fn = @ResNet38Segmenter`.")
@@ -175,13 +168,8 @@ class Experiment:
                              f"num_classes={self.num_classes}.")
 
     def build_model(self, **overrides: Any) -> keras.Model:
-        """Builds the model as trained (logits out, float32 head)."""
-        if self.task == "classification":
-            kwargs = dict(classes=self.num_classes, classifier_activation=None)
-        else:
-            kwargs = dict(num_classes=self.num_classes)
-        kwargs.update(overrides)
-        return self.model_fn(**kwargs)
+        """Builds the model as trained (logits out, float32 head), as the task calls it."""
+        return get_task(self.task).build_model(self, **overrides)
 
     def with_eval_overrides(self, scales: Sequence[float] | None = None,
                             flip: bool | None = None, tile_size: int | None = None,
@@ -195,69 +183,3 @@ class Experiment:
 
     def label_names(self) -> list[str]:
         return list(self.class_names) if self.class_names else [str(i) for i in range(self.num_classes)]
-
-
-def latest_checkpoint(path: str) -> str | None:
-    """The newest checkpoint prefix in a directory, or ``path`` if it is a prefix itself."""
-    if tf.io.gfile.isdir(path):
-        return tf.train.latest_checkpoint(path)
-    if tf.io.gfile.exists(path + ".index"):
-        return path
-    return None
-
-
-def restore_model(model: keras.Model, path: str, modules: str = "all") -> str:
-    """Loads weights into ``model`` from a training checkpoint (dir or prefix) or a weights file.
-
-    Args:
-      model: The freshly built model.
-      path: ``model_dir``, a checkpoint prefix (``model_dir/ckpt-100``) or a ``.weights.h5``.
-      modules: ``"all"`` or ``"backbone"`` (head layers are left as initialised).
-
-    Returns:
-      What was restored, for logging.
-    """
-    # Both formats load strictly all but the skipped head: another architecture raises.
-    head = [l for l in model.layers if modules == "backbone" and l.name.startswith(HEAD_LAYER_PREFIXES)]
-    if path.endswith(".h5"):
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"Weights file {path!r} does not exist.")
-        load_weights(model, path, skip=head)
-        return path
-    prefix = latest_checkpoint(path)
-    if prefix is None:
-        raise FileNotFoundError(
-            f"No checkpoint found at {path!r}: expected a model_dir written by keras-wideresnet-train, "
-            "a checkpoint prefix such as MODEL_DIR/ckpt-1000, or a .weights.h5 file.")
-    reader = tf.train.load_checkpoint(prefix)
-    saved = reader.get_variable_to_shape_map()
-    layers = [l for l in model.layers if not any(l is h for h in head)]
-    missing, mismatched = [], []
-    for layer in layers:
-        for var in layer.weights:
-            key = _checkpoint_key(var)
-            if key not in saved:
-                missing.append(var.path)
-            elif tuple(saved[key]) != tuple(var.shape):
-                mismatched.append(f"{var.path}: checkpoint {tuple(saved[key])} vs model {tuple(var.shape)}")
-    if missing or mismatched:
-        raise ValueError(
-            f"Checkpoint {prefix!r} does not match the model {model.name!r} "
-            f"({len(missing)} missing, {len(mismatched)} with other shapes; first: "
-            f"{(mismatched + missing)[:5]}). It was written for another architecture: use the "
-            "gin config it was trained with, or a fresh --model_dir.")
-    for layer in layers:
-        for var in layer.weights:
-            var.assign(reader.get_tensor(_checkpoint_key(var)))
-    return prefix
-
-
-def checkpoint_name(var) -> str:
-    """A model variable's name in training checkpoints: its Keras path with ``/`` → ``-``
-    (stable across runs, unlike object-graph positions)."""
-    return var.path.replace("/", "-")
-
-
-def _checkpoint_key(var) -> str:
-    """Key of a model variable in checkpoints written by :mod:`keras_wideresnet.training.trainer`."""
-    return f"model/{checkpoint_name(var)}/.ATTRIBUTES/VARIABLE_VALUE"

@@ -15,22 +15,35 @@ import math
 import os
 import tempfile
 import time
-from typing import Any
+from typing import Any, Protocol, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from keras_wideresnet.evaluation import evaluator
-from keras_wideresnet.training import losses, optimization
+from keras_wideresnet.tasks import get_task
+from keras_wideresnet.tasks.eval_loop import run_eval
+from keras_wideresnet.training import optimization
 from keras_wideresnet.training.distribute import is_chief
-from keras_wideresnet.training.experiment import Experiment, checkpoint_name, restore_model
+from keras_wideresnet.training.checkpoints import checkpoint_name, restore_model
+from keras_wideresnet.training.experiment import Experiment
 from keras_wideresnet.training.fused_batch_norm import use_fused_batch_norm
 
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN/Inf loss."""
+
+
+class StepAction(Protocol):
+    """Work the trainer runs every ``interval`` steps, after that step's checkpoint (Orbit's
+    "actions"). ``name`` identifies it; ``keras-wideresnet-train`` adds the path analysis this
+    way (:func:`keras_wideresnet.analysis.path_analysis_action`)."""
+
+    name: str
+    interval: int
+
+    def __call__(self, trainer: "Trainer", step: int) -> None: ...
 
 
 def set_precision_policy(mixed_precision: str | None) -> None:
@@ -44,11 +57,20 @@ class Trainer:
       experiment: The :class:`Experiment`.
       model_dir: Where checkpoints, summaries and metrics go.
       strategy: A ``tf.distribute.Strategy``.
+      actions: :class:`StepAction` s run during training at their intervals.
     """
 
     def __init__(self, experiment: Experiment, model_dir: str,
-                 strategy: tf.distribute.Strategy | None = None):
+                 strategy: tf.distribute.Strategy | None = None,
+                 actions: Sequence[StepAction] = ()):
+        if experiment.path_analysis_interval and not any(a.name == "path_analysis" for a in actions):
+            raise ValueError(
+                "Experiment.path_analysis_interval is set but no path-analysis action was given: "
+                "pass actions=[keras_wideresnet.analysis.path_analysis_action(experiment)] "
+                "(keras-wideresnet-train does).")
+        self.actions = tuple(actions)
         self.experiment = experiment
+        self.task = get_task(experiment.task)
         self.model_dir = model_dir
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = is_chief(self.strategy)
@@ -79,6 +101,7 @@ class Trainer:
             checkpoint_name="ckpt", step_counter=self.step,
             checkpoint_interval=experiment.checkpoint_interval)
         self._train_fn = None
+        self._loss = self.task.loss_fn(experiment)
 
     # --- Checkpoints ------------------------------------------------------------------------
     def restore_or_initialize(self) -> str:
@@ -105,17 +128,6 @@ class Trainer:
         return "initialized from scratch"
 
     # --- Training ---------------------------------------------------------------------------
-    def _loss(self, labels, logits):
-        exp = self.experiment
-        if exp.task == "classification":
-            return losses.classification_loss(labels, logits,
-                                              label_smoothing=exp.loss.label_smoothing)
-        return losses.segmentation_loss(
-            labels, logits, ignore_label=exp.loss.ignore_label, output_stride=exp.output_stride,
-            label_resolution=exp.loss.label_resolution, bootstrap=exp.loss.bootstrap,
-            bootstrap_threshold=exp.loss.bootstrap_threshold,
-            bootstrap_min_kept=exp.loss.bootstrap_min_kept)
-
     def _loss_and_grads(self, images, labels):
         """Forward + backward of one replica; XLA-compiled when ``Experiment.jit_compile``."""
         model, optimizer = self.model, self.optimizer
@@ -198,7 +210,6 @@ class Trainer:
         progbar.update(start)
         history = []
         eval_every = exp.eval_interval
-        path_callback = self._path_analysis_callback()
         while int(self.step.numpy()) < exp.train_steps:
             step = int(self.step.numpy())
             n = self._steps_until_boundary(step)
@@ -223,8 +234,9 @@ class Trainer:
                 tf.summary.scalar("images_per_second", images_per_s)
             if exp.checkpoint_interval and step % exp.checkpoint_interval == 0:
                 self.manager.save(checkpoint_number=step, check_interval=False)
-            if path_callback is not None and step % exp.path_analysis_interval == 0:
-                path_callback.on_epoch_end(step // exp.path_analysis_interval - 1)
+            for action in self.actions:
+                if step % action.interval == 0:
+                    action(self, step)
             if eval_every and exp.eval_data is not None and step % eval_every == 0 \
                     and step < exp.train_steps:
                 self.evaluate()
@@ -241,33 +253,17 @@ class Trainer:
         evaluations fall exactly on those multiples."""
         exp = self.experiment
         n = min(exp.steps_per_loop, exp.train_steps - step)
-        for interval in (exp.checkpoint_interval, exp.eval_interval, exp.path_analysis_interval):
+        for interval in (exp.checkpoint_interval, exp.eval_interval,
+                         *(a.interval for a in self.actions)):
             if interval:
                 n = min(n, interval - step % interval)
         return n
-
-    def _path_analysis_callback(self):
-        """The paper's path-length measurement on one fixed training batch."""
-        exp = self.experiment
-        if not exp.path_analysis_interval or not self.chief:
-            return None
-        from keras_wideresnet.analysis import PathAnalysisCallback
-
-        batch = next(iter(exp.train_data(input_context=None, is_training=True)))
-        callback = PathAnalysisCallback(
-            1, [batch], log_dir=self.model_dir, samples_per_k=exp.path_analysis_samples_per_k,
-            seed=exp.seed or 0, loss_fn=self._loss, json_dir=self.model_dir, verbose=False)
-        callback.set_model(self.model)
-        return callback
 
     # --- Evaluation -------------------------------------------------------------------------
     def evaluate(self) -> dict[str, Any]:
         """Evaluates the current weights and writes ``model_dir/metrics_<step>.json``."""
         exp = self.experiment
-        if exp.eval_data is None:
-            raise ValueError("Experiment.eval_data is not set: bind it in gin, e.g. "
-                             "`Experiment.eval_data = @eval/segmentation_dataset`.")
-        scores = evaluator.evaluate(self.model, exp, self.strategy)
+        scores = run_eval(self.model, self.task, exp, self.strategy)
         step = int(self.step.numpy())
         scores["step"] = step
         if self.chief:
@@ -291,11 +287,12 @@ def _json_default(o):
 
 
 def run(experiment: Experiment, model_dir: str, mode: str = "train_and_eval",
-        strategy: tf.distribute.Strategy | None = None) -> dict[str, Any]:
+        strategy: tf.distribute.Strategy | None = None,
+        actions: Sequence[StepAction] = ()) -> dict[str, Any]:
     """Runs ``train``, ``eval`` or ``train_and_eval`` (the body of ``keras-wideresnet-train``)."""
     if mode not in ("train", "eval", "train_and_eval"):
         raise ValueError(f"--mode must be train, eval or train_and_eval. Received: {mode!r}")
-    trainer = Trainer(experiment, model_dir, strategy)
+    trainer = Trainer(experiment, model_dir, strategy, actions)
     status = trainer.restore_or_initialize()
     logging.info("Model %s: %s parameters; %s", trainer.model.name,
                  f"{trainer.model.count_params():,}", status)

@@ -243,7 +243,11 @@ def test_path_analysis_during_training_logs_effective_depth(tmp_path, quickstart
     exp = _experiment("quickstart/digits.gin", TINY_CLS + [
         "Experiment.path_analysis_interval = 2", "Experiment.path_analysis_samples_per_k = 2"],
         quickstart_dir)
-    trainer.run(exp, str(tmp_path), "train")
+    with pytest.raises(ValueError, match="path_analysis_action"):
+        trainer.run(exp, str(tmp_path), "train")  # the action is the analysis side room's
+    from keras_wideresnet.analysis import path_analysis_action
+
+    trainer.run(exp, str(tmp_path), "train", actions=[path_analysis_action(exp)])
     reports = sorted(f for f in os.listdir(tmp_path) if f.startswith("path_analysis_"))
     assert len(reports) == 2  # after steps 2 and 4
     with open(tmp_path / reports[-1]) as f:
@@ -280,7 +284,7 @@ def test_init_from_a_weights_file_of_another_width_fails_clearly(tmp_path):
     import warnings
 
     from keras_wideresnet import applications
-    from keras_wideresnet.training.experiment import restore_model
+    from keras_wideresnet.training.checkpoints import restore_model
 
     wider = applications.ResNet38(variant="a1", width_multiplier=1 / 16, classes=1000,
                                   input_shape=(None, None, 3))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_wideresnet.training import losses, metrics
+from keras_wideresnet.tasks import losses, metrics
 from keras_wideresnet.training.experiment import OptimizerConfig
 from keras_wideresnet.training.optimization import adjust_gradients, build_schedule
 from tests.tolerances import dot_rtol, gamma
