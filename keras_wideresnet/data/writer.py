@@ -175,6 +175,21 @@ def write_split(
     order = list(items)
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(order)
+    jobs, manifests, done_count = _pending_jobs(order, out_dir, dataset_name, split, num_shards,
+                                                (config, skip_corrupt))
+    progress = _Progress(len(order), f"Writing {dataset_name}/{split}: {len(order)} items, "
+                         f"{num_shards} shards" if verbose else None)
+    progress.show(done_count)
+    num_workers = min(num_workers, len(jobs), -(-len(order) // max(1, min_items_per_worker)))
+    manifests += _run_jobs(jobs, num_workers, lambda n: progress.show(done_count + n))
+    progress.finish()
+    return _split_result(out_dir, dataset_name, split, num_shards, manifests)
+
+
+def _pending_jobs(order: list[Item], out_dir: str, dataset_name: str, split: str, num_shards: int,
+                  encode_args: tuple) -> tuple[list[tuple], list[dict], int]:
+    """Shard ``i`` takes ``order[i::num_shards]``. Returns the shards still to write, the
+    manifests of the shards an earlier run finished, and how many items those hold."""
     jobs, manifests, done_count = [], [], 0
     for i in range(num_shards):
         final = os.path.join(out_dir, shard_name(dataset_name, split, i, num_shards))
@@ -185,22 +200,24 @@ def write_split(
                 manifests.append(json.load(f))
             done_count += len(shard_items)
             continue
-        jobs.append((final, shard_items, config, skip_corrupt))
+        jobs.append((final, shard_items, *encode_args))
     if done_count:
         logging.info("%s/%s: %d of %d shards already complete; writing the rest.",
                      dataset_name, split, num_shards - len(jobs), num_shards)
+    return jobs, manifests, done_count
 
-    progress = _Progress(len(order), f"Writing {dataset_name}/{split}: {len(order)} items, "
-                         f"{num_shards} shards" if verbose else None)
-    progress.show(done_count)
-    num_workers = min(num_workers, len(jobs), -(-len(order) // max(1, min_items_per_worker)))
+
+def _run_jobs(jobs: list[tuple], num_workers: int, show) -> list[dict]:
+    """Writes the shards, in this process or in ``num_workers`` spawned ones; ``show(n)`` gets
+    the number of items written so far. Returns their manifests."""
+    manifests: list[dict] = []
     if jobs and num_workers <= 1:
         counter = mp.Value("q", 0)
         _init_worker(counter)
         try:
             for job in jobs:
                 manifests.append(_write_shard(job))
-                progress.show(done_count + counter.value)
+                show(counter.value)
         finally:
             _init_worker(None)
     elif jobs:
@@ -221,9 +238,14 @@ def write_split(
                     else:
                         still.append(res)
                 pending = still
-                progress.show(done_count + counter.value)
-    progress.finish()
+                show(counter.value)
+    return manifests
 
+
+def _split_result(out_dir: str, dataset_name: str, split: str, num_shards: int,
+                  manifests: list[dict]) -> SplitResult:
+    """The finished split: skipped items reported (``skipped-<split>.txt``), empty shards
+    dropped, per-shard lengths for the TFDS metadata."""
     skipped = [tuple(s) for m in manifests for s in m["skipped"]]
     written = sum(m["num_written"] for m in manifests)
     if skipped:
