@@ -252,6 +252,32 @@ def _check_args(samples_per_k: int, path_lengths: Iterable[int] | None, n: int) 
     return ks
 
 
+def _sample_path_norms(model: keras.Model, units, batches, plans, ks, loss_fn, training: bool,
+                       verbose: bool) -> dict[int, list[float]]:
+    """The input-gradient norm of every planned (subset, batch) sample, per path length k:
+    the units outside the subset are gated off, so only paths through the subset carry
+    gradient (docs/architecture.md §6.2)."""
+    n = len(units)
+    per_k: dict[int, list[float]] = {}
+    with path_gates(units) as gates:
+        pg = PathGradient(model, gates, loss_fn=loss_fn, training=training)
+        total_steps = sum(len(p) for p, _ in plans.values())
+        bar = (keras.utils.Progbar(total_steps, unit_name="path", stateful_metrics=["k"])
+               if verbose else None)
+        done = 0
+        for k in ks:
+            values = []
+            for subset, b in plans[k][0]:
+                mask = np.zeros(n, np.float32)
+                mask[list(subset)] = 1.0
+                values.append(pg.norm(*batches[b], mask))
+                done += 1
+                if bar is not None and (done % 20 == 0 or done == total_steps):
+                    bar.update(done, values=[("k", k)])
+            per_k[k] = values
+    return per_k
+
+
 def analyze_paths(model: keras.Model, data: Any, *, samples_per_k: int = 1000,
                   path_lengths: Iterable[int] | None = None, seed: int = 0,
                   loss_fn: LossFn | str | None = "auto", training: bool = False,
@@ -288,27 +314,11 @@ def analyze_paths(model: keras.Model, data: Any, *, samples_per_k: int = 1000,
     plans = {k: sample_plan(n, k, len(batches), int(samples_per_k), seed) for k in ks}
     saved_state = [v.numpy() for v in model.non_trainable_variables] if training else None
 
-    per_k: dict[int, list[float]] = {}
     try:
         full_norms = [float(tf.norm(tf.reshape(tf.cast(
             input_gradient(model, x, y, loss_fn, training), tf.float32), [-1])))
             for x, y in batches]
-        with path_gates(units) as gates:
-            pg = PathGradient(model, gates, loss_fn=loss_fn, training=training)
-            total_steps = sum(len(p) for p, _ in plans.values())
-            bar = (keras.utils.Progbar(total_steps, unit_name="path", stateful_metrics=["k"])
-                   if verbose else None)
-            done = 0
-            for k in ks:
-                values = []
-                for subset, b in plans[k][0]:
-                    mask = np.zeros(n, np.float32)
-                    mask[list(subset)] = 1.0
-                    values.append(pg.norm(*batches[b], mask))
-                    done += 1
-                    if bar is not None and (done % 20 == 0 or done == total_steps):
-                        bar.update(done, values=[("k", k)])
-                per_k[k] = values
+        per_k = _sample_path_norms(model, units, batches, plans, ks, loss_fn, training, verbose)
     finally:
         if saved_state is not None:
             for var, value in zip(model.non_trainable_variables, saved_state):
