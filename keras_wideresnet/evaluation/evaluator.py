@@ -17,12 +17,6 @@ from keras_wideresnet.tasks import get_task
 from keras_wideresnet.tasks.eval_loop import run_eval
 
 
-def eval_input_kwargs(experiment) -> dict[str, Any]:
-    """The eval preprocessing sizes, taken from the Experiment so that evaluation and the
-    exported SavedModel can never disagree."""
-    return get_task(experiment.task).eval_input_kwargs(experiment)
-
-
 def evaluate(model: keras.Model, experiment, strategy: tf.distribute.Strategy | None = None,
              verbose: int = 1) -> dict[str, Any]:
     """Runs the experiment's eval data through ``model`` and returns the scores.
