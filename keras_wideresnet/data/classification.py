@@ -7,6 +7,8 @@ PCA lighting, clip, horizontal flip, ImageNet normalisation. Eval: resize the sh
 
 from __future__ import annotations
 
+from typing import Callable
+
 import tensorflow as tf
 
 from keras_wideresnet.data import augment, reader
@@ -54,6 +56,49 @@ def eval_image(encoded, image_size: int, resize_shorter: int):
     return augment.normalize(tf.clip_by_value(image, 0.0, 255.0))
 
 
+def _eval_resize_shorter(image_size: int, eval_resize_shorter: int | None) -> int:
+    """Checks the crop sizes and returns the eval shorter side (default ``image_size``)."""
+    if image_size < 8:
+        raise ValueError(f"image_size must be >= 8. Received: image_size={image_size}")
+    resize_shorter = eval_resize_shorter or image_size
+    if resize_shorter < image_size:
+        raise ValueError(
+            f"eval_resize_shorter ({resize_shorter}) must be >= image_size ({image_size}) for a centre crop."
+        )
+    return resize_shorter
+
+
+def _record_transform(is_training: bool, image_size: int, resize_shorter: int, num_classes: int | None,
+                      label_offset: int, crop_area_range: tuple[float, float],
+                      colour: bool) -> Callable[..., tuple]:
+    """The per-record map: label offset and range check, then the train or eval image transform."""
+
+    def transform(element, element_seeds):
+        label = tf.cast(element["label"], tf.int32) + label_offset
+        if num_classes is not None:
+            in_range = tf.logical_and(label >= 0, label < num_classes)
+            tf.debugging.Assert(in_range, ["label outside [0, num_classes) in record", element["name"], label])
+        if is_training:
+            image, mean = _train_image(element["encoded"], element_seeds, image_size, crop_area_range,
+                                       colour)
+            return tf.ensure_shape(image, [image_size, image_size, 3]), label, element_seeds, mean
+        image = eval_image(element["encoded"], image_size, resize_shorter)
+        return tf.ensure_shape(image, [image_size, image_size, 3]), label
+
+    return transform
+
+
+def _batch_and_prefetch(ds: tf.data.Dataset, batch_size: int, drop_remainder: bool, is_training: bool,
+                        deterministic: bool, colour: bool, flip: bool) -> tf.data.Dataset:
+    """Batches, applies the batched training augmentation, prefetches and sets the options."""
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+    if is_training:
+        ds = ds.map(lambda images, labels, seeds, means: (_batch_augment(images, seeds, means, colour, flip), labels),
+                    num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    ds = ds.prefetch(AUTOTUNE)
+    return reader.apply_options(ds, deterministic)
+
+
 def classification_dataset(
     file_pattern: str,
     *,
@@ -94,13 +139,7 @@ def classification_dataset(
       tfds_name/tfds_split/tfds_data_dir: read a prepared TFDS dataset (e.g. ``imagenet2012``) from a
         local data_dir instead; downloads are never started.
     """
-    if image_size < 8:
-        raise ValueError(f"image_size must be >= 8. Received: image_size={image_size}")
-    resize_shorter = eval_resize_shorter or image_size
-    if resize_shorter < image_size:
-        raise ValueError(
-            f"eval_resize_shorter ({resize_shorter}) must be >= image_size ({image_size}) for a centre crop."
-        )
+    resize_shorter = _eval_resize_shorter(image_size, eval_resize_shorter)
     batch_size = reader.per_replica_batch_size(global_batch_size, input_context)
     repeat, drop_remainder = reader.resolve_defaults(is_training, repeat, drop_remainder)
     seed = reader.pipeline_seed(seed, input_context)
@@ -109,23 +148,7 @@ def classification_dataset(
         deterministic=deterministic, seed=seed, shuffle_buffer_size=shuffle_buffer_size,
         tfds_name=tfds_name, tfds_split=tfds_split, tfds_data_dir=tfds_data_dir)
     ds = reader.with_seeds(ds, seed)
-
-    def transform(element, element_seeds):
-        label = tf.cast(element["label"], tf.int32) + label_offset
-        if num_classes is not None:
-            in_range = tf.logical_and(label >= 0, label < num_classes)
-            tf.debugging.Assert(in_range, ["label outside [0, num_classes) in record", element["name"], label])
-        if is_training:
-            image, mean = _train_image(element["encoded"], element_seeds, image_size, crop_area_range,
-                                       augment)
-            return tf.ensure_shape(image, [image_size, image_size, 3]), label, element_seeds, mean
-        image = eval_image(element["encoded"], image_size, resize_shorter)
-        return tf.ensure_shape(image, [image_size, image_size, 3]), label
-
+    transform = _record_transform(is_training, image_size, resize_shorter, num_classes, label_offset,
+                                  crop_area_range, augment)
     ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
-    if is_training:
-        ds = ds.map(lambda images, labels, seeds, means: (_batch_augment(images, seeds, means, augment, flip), labels),
-                    num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    ds = ds.prefetch(AUTOTUNE)
-    return reader.apply_options(ds, deterministic)
+    return _batch_and_prefetch(ds, batch_size, drop_remainder, is_training, deterministic, augment, flip)

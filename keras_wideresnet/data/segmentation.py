@@ -94,6 +94,48 @@ def eval_pair(image, label, eval_size, pad_multiple):
     return canvas, {"label": label[:, :, 0], "image_info": image_info}
 
 
+def _check_crop_args(scale_range: tuple[float, float], crop_size: int, pad_multiple: int) -> None:
+    """Rejects an empty or non-positive rescale range and non-positive crop or pad sizes."""
+    if not 0 < scale_range[0] <= scale_range[1]:
+        raise ValueError(f"scale_range must satisfy 0 < min <= max. Received: scale_range={scale_range}")
+    if crop_size < 1 or pad_multiple < 1:
+        raise ValueError(f"crop_size and pad_multiple must be >= 1. Received: {crop_size}, {pad_multiple}")
+
+
+def _train_batches(ds: tf.data.Dataset, seed: int | None, batch_size: int, drop_remainder: bool,
+                   deterministic: bool, crop_size: int, scale_range: tuple[float, float],
+                   origin_size: int | None, ignore_label: int, num_classes: int | None) -> tf.data.Dataset:
+    """Training records: per-element seeds, decode + random rescale/crop/flip, fixed-size batches."""
+    ds = reader.with_seeds(ds, seed)
+
+    def transform(element, element_seeds):
+        image, label = _decode_pair(element, ignore_label)
+        _check_labels(label, element["name"], num_classes, ignore_label)
+        return _train_pair(image, label, element_seeds, crop_size, scale_range, origin_size, ignore_label)
+
+    ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    return ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+
+
+def _eval_batches(ds: tf.data.Dataset, batch_size: int, drop_remainder: bool, deterministic: bool,
+                  eval_size: int | None, pad_multiple: int, ignore_label: int,
+                  num_classes: int | None) -> tf.data.Dataset:
+    """Eval records: decode + resize onto the padded canvas, batches padded to the batch maximum."""
+
+    def transform_eval(element):
+        image, label = _decode_pair(element, ignore_label)
+        _check_labels(label, element["name"], num_classes, ignore_label)
+        return eval_pair(image, label, eval_size, pad_multiple)
+
+    ds = ds.map(transform_eval, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    return ds.padded_batch(
+        batch_size,
+        padded_shapes=([None, None, 3], {"label": [None, None], "image_info": [4, 2]}),
+        padding_values=(0.0, {"label": ignore_label, "image_info": 0.0}),
+        drop_remainder=drop_remainder,
+    )
+
+
 def segmentation_dataset(
     file_pattern: str,
     *,
@@ -134,10 +176,7 @@ def segmentation_dataset(
       num_classes: if given, mask values outside ``[0, num_classes)`` (other than ignore) raise an
         error naming the record.
     """
-    if not 0 < scale_range[0] <= scale_range[1]:
-        raise ValueError(f"scale_range must satisfy 0 < min <= max. Received: scale_range={scale_range}")
-    if crop_size < 1 or pad_multiple < 1:
-        raise ValueError(f"crop_size and pad_multiple must be >= 1. Received: {crop_size}, {pad_multiple}")
+    _check_crop_args(scale_range, crop_size, pad_multiple)
     batch_size = reader.per_replica_batch_size(global_batch_size, input_context)
     repeat, drop_remainder = reader.resolve_defaults(is_training, repeat, drop_remainder)
     seed = reader.pipeline_seed(seed, input_context)
@@ -145,31 +184,12 @@ def segmentation_dataset(
         "segmentation", file_pattern, is_training=is_training, repeat=repeat, input_context=input_context,
         deterministic=deterministic, seed=seed, shuffle_buffer_size=shuffle_buffer_size,
         tfds_name=tfds_name, tfds_split=tfds_split, tfds_data_dir=tfds_data_dir)
-
     if is_training:
-        ds = reader.with_seeds(ds, seed)
-
-        def transform(element, element_seeds):
-            image, label = _decode_pair(element, ignore_label)
-            _check_labels(label, element["name"], num_classes, ignore_label)
-            return _train_pair(image, label, element_seeds, crop_size, scale_range, origin_size, ignore_label)
-
-        ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+        ds = _train_batches(ds, seed, batch_size, drop_remainder, deterministic, crop_size, scale_range,
+                            origin_size, ignore_label, num_classes)
     else:
-
-        def transform_eval(element):
-            image, label = _decode_pair(element, ignore_label)
-            _check_labels(label, element["name"], num_classes, ignore_label)
-            return eval_pair(image, label, eval_size, pad_multiple)
-
-        ds = ds.map(transform_eval, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-        ds = ds.padded_batch(
-            batch_size,
-            padded_shapes=([None, None, 3], {"label": [None, None], "image_info": [4, 2]}),
-            padding_values=(0.0, {"label": ignore_label, "image_info": 0.0}),
-            drop_remainder=drop_remainder,
-        )
+        ds = _eval_batches(ds, batch_size, drop_remainder, deterministic, eval_size, pad_multiple,
+                           ignore_label, num_classes)
     ds = ds.prefetch(AUTOTUNE)
     return reader.apply_options(ds, deterministic)
 

@@ -117,6 +117,20 @@ def gated_residual_sum(shortcut, branch, gate=None):
     return ops.add(s, b)
 
 
+def _checked_filters(unit_type: str, filters: Sequence[int], dropout: float) -> tuple[int, ...]:
+    """Validates a unit's type, filter count and dropout; returns the filters as a tuple of ints."""
+    if unit_type not in UNIT_TYPES:
+        raise ValueError(f"`unit_type` must be one of {sorted(UNIT_TYPES)}. "
+                         f"Received: unit_type={unit_type!r}")
+    filters = tuple(int(f) for f in filters)
+    if len(filters) != UNIT_TYPES[unit_type]:
+        raise ValueError(f"A {unit_type} unit takes {UNIT_TYPES[unit_type]} filter sizes. "
+                         f"Received: filters={filters}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+    return filters
+
+
 @keras.saving.register_keras_serializable(package="keras_wideresnet")
 class PreActResidualUnit(keras.layers.Layer):
     """One pre-activation residual unit, basic ("b33") or bottleneck ("b131").
@@ -159,15 +173,7 @@ class PreActResidualUnit(keras.layers.Layer):
                  **kwargs):
         kwargs.setdefault("name", f"res{unit_id}")
         super().__init__(**kwargs)
-        if unit_type not in UNIT_TYPES:
-            raise ValueError(f"`unit_type` must be one of {sorted(UNIT_TYPES)}. "
-                             f"Received: unit_type={unit_type!r}")
-        filters = tuple(int(f) for f in filters)
-        if len(filters) != UNIT_TYPES[unit_type]:
-            raise ValueError(f"A {unit_type} unit takes {UNIT_TYPES[unit_type]} filter sizes. "
-                             f"Received: filters={filters}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        filters = _checked_filters(unit_type, filters, dropout)
         self.unit_id = unit_id
         self.unit_type = unit_type
         self.filters = filters
@@ -181,15 +187,20 @@ class PreActResidualUnit(keras.layers.Layer):
         self.recompute = bool(recompute)
         self.fold_bn = bool(fold_bn)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self._create_sublayers()
+        self._path_gate: PathGate | None = None
 
-        kernels = (3, 3) if unit_type == "basic" else (1, 3, 1)
+    def _create_sublayers(self) -> None:
+        """Creates the branch's (BN, conv) pairs in order, then the projection shortcut and dropout."""
+        unit_id, filters = self.unit_id, self.filters
+        kernels = (3, 3) if self.unit_type == "basic" else (1, 3, 1)
         tags = ["branch2a", "branch2b1", "branch2b2"][: len(kernels)]
         self._convs = []  # (bn, conv, kernel, stride, dilation)
         for i, (tag, kernel, width) in enumerate(zip(tags, kernels, filters)):
             stride = self.strides if i == 0 else 1
             dil = 1 if kernel == 1 else (self.first_dilation if i == 0 else self.dilation)
             if not self.fold_bn:
-                bn = batch_norm(f"bn{unit_id}_{tag}", bn_mode, sync_bn, dtype=self.dtype_policy)
+                bn = batch_norm(f"bn{unit_id}_{tag}", self.bn_mode, self.sync_bn, dtype=self.dtype_policy)
             elif i == 0:
                 bn = ChannelAffine(name=f"bn{unit_id}_{tag}", dtype=self.dtype_policy)
             else:
@@ -213,7 +224,6 @@ class PreActResidualUnit(keras.layers.Layer):
         self.dropout_layer = (keras.layers.Dropout(self.dropout_rate, name=f"drop{unit_id}",
                                                    dtype=self.dtype_policy)
                               if self.dropout_rate > 0 else None)
-        self._path_gate: PathGate | None = None
 
     # --- Analysis hook (docs/architecture.md §6.2) -------------------------------------------
     def set_path_gate(self, gate: PathGate | None) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 import keras
 
 from keras_wideresnet.layers import PreActResidualUnit, batch_norm
-from keras_wideresnet.models.spec import FamilySpec, get_spec
+from keras_wideresnet.models.spec import BlockSpec, FamilySpec, get_spec
 
 ENDPOINT_FEATURES = "features"
 
@@ -57,6 +57,63 @@ def _recompute_levels(recompute: bool | Iterable[int], spec: FamilySpec) -> set[
     return {int(level) for level in recompute}
 
 
+def _kept_reductions(spec: FamilySpec, output_stride: int | None) -> int:
+    """Checks ``output_stride`` against the spec; returns how many reductions keep their stride."""
+    natural = 2 ** spec.num_reductions
+    if output_stride is None:
+        output_stride = natural
+    if output_stride not in {2 ** k for k in range(spec.num_reductions + 1)}:
+        raise ValueError(f"`output_stride` must be a power of two no larger than {natural} for "
+                         f"spec {spec.name!r}. Received: output_stride={output_stride}")
+    return int(math.log2(output_stride))  # the first `kept` reductions keep their stride
+
+
+def _stem(inputs: Any, spec: FamilySpec, kernel_initializer: Any) -> Any:
+    """The stem: ``conv1a``, a 3×3 convolution with MXNet's pad 1."""
+    x = keras.layers.ZeroPadding2D(1, name="conv1a_pad")(inputs)
+    return keras.layers.Conv2D(spec.stem_filters, 3, use_bias=False, name="conv1a",
+                               kernel_initializer=kernel_initializer)(x)
+
+
+def _downsample(x: Any, block: BlockSpec, spec: FamilySpec, keep: bool,
+                dilation: int) -> tuple[Any, int, int, int]:
+    """A block's reduction (pool, or stride on its first unit, or dilation) as (x, stride, dilation, first_dilation)."""
+    stride, first_dilation = 1, dilation
+    if block.downsample == "pool":
+        x = max_pool(x, f"pool{block.level - 1}", 2 if keep else 1, spec.pool_padding)
+        if not keep:
+            dilation *= 2
+            first_dilation = dilation
+    else:
+        if keep:
+            stride = 2
+        else:
+            dilation *= 2  # first conv keeps the old dilation (docs/architecture.md §3.1)
+    return x, stride, dilation, first_dilation
+
+
+def _blocks(x: Any, spec: FamilySpec, kept: int, bn_mode: str, sync_bn: bool,
+            recompute_levels: set[int], kernel_initializer: Any, endpoints: dict[str, Any]) -> Any:
+    """The residual blocks in order, each block's output stored as endpoint ``block{level}``."""
+    reductions_seen, dilation = 0, 1
+    for block in spec.blocks:
+        stride, first_dilation = 1, dilation
+        if block.downsample != "none":
+            reductions_seen += 1
+            x, stride, dilation, first_dilation = _downsample(x, block, spec, reductions_seen <= kept,
+                                                              dilation)
+        for i, unit_id in enumerate(block.unit_ids()):
+            x = PreActResidualUnit(
+                unit_id, block.unit_type, block.filters,
+                strides=stride if i == 0 else 1,
+                dilation=dilation, first_dilation=first_dilation if i == 0 else dilation,
+                projection=i == 0, dropout=block.dropout, bn_mode=bn_mode, sync_bn=sync_bn,
+                recompute=block.level in recompute_levels,
+                kernel_initializer=kernel_initializer)(x)
+        endpoints[f"block{block.level}"] = x
+    return x
+
+
 def build_features(inputs, spec: FamilySpec | str, output_stride: int | None = None,
                    bn_mode: str = "train", sync_bn: bool = False,
                    recompute: bool | Iterable[int] = False,
@@ -77,46 +134,13 @@ def build_features(inputs, spec: FamilySpec | str, output_stride: int | None = N
       ``{"block1": conv1a, "block2": ..., "block7": last unit, "features": relu7(bn7(.))}``.
     """
     spec = get_spec(spec)
-    natural = 2 ** spec.num_reductions
-    if output_stride is None:
-        output_stride = natural
-    if output_stride not in {2 ** k for k in range(spec.num_reductions + 1)}:
-        raise ValueError(f"`output_stride` must be a power of two no larger than {natural} for "
-                         f"spec {spec.name!r}. Received: output_stride={output_stride}")
-    kept = int(math.log2(output_stride))  # the first `kept` reductions keep their stride
+    kept = _kept_reductions(spec, output_stride)
     recompute_levels = _recompute_levels(recompute, spec)
 
     endpoints = {}
-    x = keras.layers.ZeroPadding2D(1, name="conv1a_pad")(inputs)
-    x = keras.layers.Conv2D(spec.stem_filters, 3, use_bias=False, name="conv1a",
-                            kernel_initializer=kernel_initializer)(x)
+    x = _stem(inputs, spec, kernel_initializer)
     endpoints["block1"] = x
-
-    reductions_seen, dilation = 0, 1
-    for block in spec.blocks:
-        stride, first_dilation = 1, dilation
-        if block.downsample != "none":
-            reductions_seen += 1
-            keep = reductions_seen <= kept
-            if block.downsample == "pool":
-                x = max_pool(x, f"pool{block.level - 1}", 2 if keep else 1, spec.pool_padding)
-                if not keep:
-                    dilation *= 2
-                    first_dilation = dilation
-            else:
-                if keep:
-                    stride = 2
-                else:
-                    dilation *= 2  # first conv keeps the old dilation (docs/architecture.md §3.1)
-        for i, unit_id in enumerate(block.unit_ids()):
-            x = PreActResidualUnit(
-                unit_id, block.unit_type, block.filters,
-                strides=stride if i == 0 else 1,
-                dilation=dilation, first_dilation=first_dilation if i == 0 else dilation,
-                projection=i == 0, dropout=block.dropout, bn_mode=bn_mode, sync_bn=sync_bn,
-                recompute=block.level in recompute_levels,
-                kernel_initializer=kernel_initializer)(x)
-        endpoints[f"block{block.level}"] = x
+    x = _blocks(x, spec, kept, bn_mode, sync_bn, recompute_levels, kernel_initializer, endpoints)
 
     last = spec.blocks[-1].level
     x = batch_norm(f"bn{last}", bn_mode, sync_bn)(x)
