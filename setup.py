@@ -40,7 +40,7 @@ EXTRAS_REQUIRE["test"] = sorted(
        for req in EXTRAS_REQUIRE[extra]})
 
 TOOLS = ("train", "evaluate", "predict", "export", "create_tfrecords", "convert_weights",
-         "analyze_paths", "benchmark")
+         "analyze_paths")
 
 setup(
     name="keras_wideresnet",

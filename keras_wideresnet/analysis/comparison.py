@@ -25,7 +25,6 @@ import glob
 import json
 import os
 import re
-import time
 from typing import Any, Sequence
 
 import keras
@@ -36,6 +35,7 @@ from keras_wideresnet.analysis.effective_depth import EffectiveDepthConfig
 from keras_wideresnet.analysis.gates import find_residual_units
 from keras_wideresnet.analysis.paths import analyze_paths, as_batches
 from keras_wideresnet.models.spec import FamilySpec, get_spec, make_spec
+from keras_wideresnet.training.train_step import build_replica_step, time_steps
 
 _KERNELS = {"basic": (3, 3), "bottleneck": (1, 3, 1)}
 ACCURACY_KEYS = ("top1", "accuracy", "val_accuracy", "top1_accuracy", "sparse_categorical_accuracy")
@@ -182,16 +182,14 @@ def _classification_loss(model: keras.Model):
     return default_loss(model)
 
 
-def _train_step_fn(model: keras.Model, loss_fn, optimizer=None):
-    def step(x, y):
+def _gradients_fn(model: keras.Model, loss_fn):
+    """The forward and backward pass, returning the gradients (the graph the estimate reads)."""
+    def gradients(x, y):
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        if optimizer is not None:
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss if optimizer is not None else grads
+        return tape.gradient(loss, model.trainable_variables)
 
-    return step
+    return gradients
 
 
 def _is_gradient_op(op) -> bool:
@@ -202,7 +200,7 @@ def estimate_training_memory(model: keras.Model, x: Any, y: Any, loss_fn=None) -
     """Estimated bytes of one SGD-momentum training step (see the module docstring)."""
     loss_fn = loss_fn or _classification_loss(model)
     x, y = tf.convert_to_tensor(x), tf.convert_to_tensor(y)
-    fn = tf.function(_train_step_fn(model, loss_fn))
+    fn = tf.function(_gradients_fn(model, loss_fn))
     graph = fn.get_concrete_function(tf.TensorSpec(x.shape, x.dtype),
                                      tf.TensorSpec(y.shape, y.dtype)).graph
     skip = {"ReadVariableOp", "Const", "Shape", "VarHandleOp", "Placeholder"}
@@ -221,7 +219,8 @@ def estimate_training_memory(model: keras.Model, x: Any, y: Any, loss_fn=None) -
 
 def measure_step(model: keras.Model, x: Any, y: Any, loss_fn=None, steps: int = 5,
                  warmup: int = 2) -> dict[str, Any]:
-    """Median seconds of a compiled SGD-momentum training step, and peak memory.
+    """Median seconds of a compiled SGD-momentum training step (the trainer's step,
+    :func:`keras_wideresnet.training.train_step.build_replica_step`), and peak memory.
 
     Works on a clone of the weights' values: the model's weights are restored afterwards.
     Returns ``{"step_time_s", "memory_bytes", "memory_source": "gpu_peak" | "estimate"}``.
@@ -233,18 +232,11 @@ def measure_step(model: keras.Model, x: Any, y: Any, loss_fn=None, steps: int = 
     saved = [v.numpy() for v in model.weights]
     optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
     optimizer.build(model.trainable_variables)
-    step = tf.function(_train_step_fn(model, loss_fn, optimizer))
+    step = tf.function(build_replica_step(model, optimizer, loss_fn))
     gpus = tf.config.list_logical_devices("GPU")
+    reset_peak = (lambda: tf.config.experimental.reset_memory_stats(gpus[0].name)) if gpus else None
     try:
-        for _ in range(warmup):
-            step(x, y).numpy()
-        if gpus:
-            tf.config.experimental.reset_memory_stats(gpus[0].name)
-        times = []
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            step(x, y).numpy()
-            times.append(time.perf_counter() - t0)
+        times, _ = time_steps(lambda: step(x, y), warmup, steps, after_warmup=reset_peak)
         if gpus:
             memory = int(tf.config.experimental.get_memory_info(gpus[0].name)["peak"])
             source = "gpu_peak"
@@ -253,7 +245,7 @@ def measure_step(model: keras.Model, x: Any, y: Any, loss_fn=None, steps: int = 
             v.assign(value)
     if not gpus:
         memory, source = estimate_training_memory(model, x, y, loss_fn), "estimate"
-    return {"step_time_s": float(np.median(times)), "memory_bytes": memory,
+    return {"step_time_s": float(np.median([t.wall_s for t in times])), "memory_bytes": memory,
             "memory_source": source}
 
 

@@ -56,17 +56,14 @@ def load_keras_model(path: str) -> keras.Model:
     return keras.saving.load_model(path, compile=False)
 
 
-def load_trained_model(gin_files: Sequence[str], checkpoint: str,
-                       gin_bindings: Sequence[str] = ()) -> tuple[keras.Model, Any, LossFn]:
-    """Rebuilds a training run's model from its gin config and restores ``checkpoint``.
+def load_trained_model(exp: Any, checkpoint: str) -> tuple[keras.Model, Any, LossFn]:
+    """Rebuilds a training run's model from its :class:`Experiment` (the tools parse its gin
+    config) and restores ``checkpoint``.
 
     Returns ``(model, experiment, loss_fn)`` where ``loss_fn`` is the experiment's training loss.
     """
-    from keras_wideresnet.training import gin_config
     from keras_wideresnet.training.checkpoints import restore_model
 
-    gin_config.parse_gin(list(gin_files), list(gin_bindings))
-    exp = gin_config.load_experiment()
     model = exp.build_model()
     restore_model(model, checkpoint)
     return model, exp, get_task(exp.task).analysis_loss_fn(exp)

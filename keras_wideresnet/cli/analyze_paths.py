@@ -149,7 +149,7 @@ def _paths_mode():
     experiment, loss_fn = None, "auto"
     if FLAGS.gin_file:
         model, experiment, loss_fn = sources.load_trained_model(
-            FLAGS.gin_file, FLAGS.checkpoint, FLAGS.gin_bindings)
+            _experiment(FLAGS.gin_file), FLAGS.checkpoint)
     elif FLAGS.model:
         model = sources.build_family_model(
             FLAGS.model, width_multiplier=FLAGS.width_multiplier, classes=FLAGS.classes,
@@ -167,6 +167,14 @@ def _paths_mode():
         print(f"[analyze_paths] wrote {name}: {path}")
 
 
+def _experiment(gin_files):
+    """The Experiment of ``gin_files`` with the tool's ``--gin_bindings``."""
+    from keras_wideresnet.config import gin_config
+
+    gin_config.parse_gin(list(gin_files), list(FLAGS.gin_bindings))
+    return gin_config.load_experiment()
+
+
 def _compare_mode():
     from keras_wideresnet.analysis import (
         Member,
@@ -181,7 +189,7 @@ def _compare_mode():
         gin_file, sep, model_dir = entry.rpartition("@")
         if not sep or not gin_file or not model_dir:
             raise app.UsageError(f"--member_run must look like GIN_FILE@MODEL_DIR. Got {entry!r}.")
-        model, _, _ = sources.load_trained_model([gin_file], model_dir, FLAGS.gin_bindings)
+        model, _, _ = sources.load_trained_model(_experiment([gin_file]), model_dir)
         label = os.path.splitext(os.path.basename(gin_file))[0]
         members.append(Member(model=model, metrics=model_dir, label=label))
     if not members:

@@ -32,7 +32,7 @@ flags.DEFINE_string("output_json", None, "Write the scores here as JSON.")
 def main(argv):
     del argv
     from keras_wideresnet.evaluation import evaluator
-    from keras_wideresnet.training import gin_config
+    from keras_wideresnet.config import gin_config
     from keras_wideresnet.tasks import get_task
     from keras_wideresnet.training.checkpoints import restore_model
 

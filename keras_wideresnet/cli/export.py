@@ -52,7 +52,7 @@ def main(argv):
         raise app.UsageError("Pass --export_dir (where the export goes): with --checkpoint alone "
                              "there is no MODEL_DIR/export to default to.")
     from keras_wideresnet.export.experiment_export import export_experiment
-    from keras_wideresnet.training import gin_config
+    from keras_wideresnet.config import gin_config
 
     experiment = gin_config.experiment_from_flags(FLAGS.gin_file, FLAGS.gin_bindings,
                                                   FLAGS.model_dir)

@@ -25,7 +25,7 @@ flags.DEFINE_bool("flip", None, "Average with the mirrored image (default: the e
 def main(argv):
     del argv
     from keras_wideresnet.evaluation import predict
-    from keras_wideresnet.training import gin_config
+    from keras_wideresnet.config import gin_config
     from keras_wideresnet.tasks import get_task
     from keras_wideresnet.training.checkpoints import restore_model
 

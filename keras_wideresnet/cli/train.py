@@ -45,7 +45,8 @@ def main(argv):
         tf.config.set_logical_device_configuration(
             cpus[0], [tf.config.LogicalDeviceConfiguration()] * FLAGS.num_cpu_devices)
 
-    from keras_wideresnet.training import gin_config, trainer
+    from keras_wideresnet.config import gin_config
+    from keras_wideresnet.training import trainer
     from keras_wideresnet.training.distribute import get_strategy
 
     experiment = gin_config.experiment_from_flags(FLAGS.gin_file, FLAGS.gin_bindings, FLAGS.model_dir,

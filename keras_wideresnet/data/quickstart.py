@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import glob
 import io
 import os
 
@@ -130,3 +131,28 @@ def write_quickstart(
         "num_train": results["train"].num_written,
         "num_validation": results["validation"].num_written,
     }
+
+
+def quickstart_class_names(task: str = "classification") -> tuple[str, ...]:
+    """Class names of the embedded quickstart data, in label order."""
+    names = {"classification": DIGIT_CLASS_NAMES, "segmentation": SYNTHETIC_CLASS_NAMES}
+    if task not in names:
+        raise ValueError(f"task must be one of {sorted(names)}. Received: task={task!r}")
+    return tuple(names[task])
+
+
+def quickstart_files(task: str = "classification", split: str = "train",
+                     data_dir: str = "quickstart_data") -> str:
+    """File pattern of the embedded quickstart data in ``data_dir/<task>``, written on first use.
+
+    Classification: scikit-learn's 1,797 real 8×8 digits; segmentation: SYNTHETIC shape scenes.
+    """
+    out_dir = os.path.join(data_dir, task)
+    if not glob.glob(os.path.join(out_dir, "dataset_info.json")):
+        print(f"[keras_wideresnet] writing the {task} quickstart data to {out_dir}", flush=True)
+        write_quickstart(out_dir, task=task)
+    matches = sorted(glob.glob(os.path.join(out_dir, f"*-{split}.tfrecord-*")))
+    if not matches:
+        raise FileNotFoundError(f"No {split!r} records in {out_dir!r}; delete the folder to "
+                                "have the quickstart data written again.")
+    return os.path.join(out_dir, f"*-{split}.tfrecord-*")

@@ -68,7 +68,7 @@ class FusedSGD(keras.optimizers.SGD):
     the step starts and holds a weight-sized temporary per variable until that variable's
     gradient arrives (≈ the size of all weights at the step's peak); the fused kernel needs
     nothing before the gradient, so each gradient is consumed and freed as backprop makes it
-    (``keras-wideresnet-benchmark`` measures both: the ``keras_sgd`` rows).
+    (``tools/benchmark.py`` measures both: the ``keras_sgd`` rows).
     Other cases (no momentum, sparse gradients) fall back to Keras' own update.
     """
 

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import tempfile
-import time
 from typing import Any, Protocol, Sequence
 
 import keras
@@ -29,6 +28,7 @@ from keras_wideresnet.training.distribute import is_chief
 from keras_wideresnet.training.checkpoints import checkpoint_name, restore_model
 from keras_wideresnet.training.experiment import Experiment
 from keras_wideresnet.training.fused_batch_norm import use_fused_batch_norm
+from keras_wideresnet.training.train_step import build_replica_step, timed_call
 
 
 class NonFiniteLossError(RuntimeError):
@@ -128,40 +128,18 @@ class Trainer:
         return "initialized from scratch"
 
     # --- Training ---------------------------------------------------------------------------
-    def _loss_and_grads(self, images, labels):
-        """Forward + backward of one replica; XLA-compiled when ``Experiment.jit_compile``."""
-        model, optimizer = self.model, self.optimizer
-        num_replicas = self.strategy.num_replicas_in_sync
-        variables = model.trainable_variables
-        with tf.GradientTape() as tape:
-            logits = model(images, training=True)
-            loss = self._loss(labels, logits)
-            scaled = loss / num_replicas  # summed across replicas = the device average
-            if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-                scaled = optimizer.scale_loss(scaled)
-        return loss, tape.gradient(scaled, [v.value for v in variables])
-
-    def _replica_step(self, images, labels):
-        model, optimizer = self.model, self.optimizer
-        num_replicas = self.strategy.num_replicas_in_sync
-        variables = model.trainable_variables
-        loss, grads = self._grads_fn(images, labels)
-        loss_scale = (optimizer.dynamic_scale
-                      if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else 1.0)
-        grads = optimization.adjust_gradients(grads, variables, self.experiment.optimizer,
-                                              loss_scale)
-        optimizer.apply_gradients(zip(grads, variables))
-        return loss / num_replicas, tf.shape(images)[0]
-
     def _make_train_fn(self):
         strategy = self.strategy
+        replica_step = build_replica_step(
+            self.model, self.optimizer, self._loss, optimizer_config=self.experiment.optimizer,
+            num_replicas=strategy.num_replicas_in_sync, jit_compile=self.experiment.jit_compile)
 
         def train_loop(iterator, num_steps):
             total, images_seen = tf.constant(0.0), tf.constant(0)
             finite = tf.constant(True)
             for _ in tf.range(num_steps):
                 images, labels = next(iterator)
-                per_replica = strategy.run(self._replica_step, args=(images, labels))
+                per_replica = strategy.run(replica_step, args=(images, labels))
                 loss, count = (strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
                                for t in per_replica)
                 finite = tf.logical_and(finite, tf.math.is_finite(loss))
@@ -173,10 +151,6 @@ class Trainer:
             finite = tf.logical_and(finite, self._state_is_finite())
             return total / tf.cast(num_steps, tf.float32), finite, images_seen
 
-        # XLA compiles the forward and backward pass only: the input iterator and the
-        # optimizer's cross-replica update cannot be compiled.
-        self._grads_fn = (tf.function(self._loss_and_grads, jit_compile=True)
-                          if self.experiment.jit_compile else self._loss_and_grads)
         return tf.function(train_loop)
 
     def _state_is_finite(self):
@@ -213,19 +187,18 @@ class Trainer:
         while int(self.step.numpy()) < exp.train_steps:
             step = int(self.step.numpy())
             n = self._steps_until_boundary(step)
-            t0 = time.time()
-            loss, finite, images_seen = self._train_fn(iterator, tf.constant(n, tf.int32))
-            loss = float(loss.numpy())
-            if not bool(finite.numpy()):
+            (loss, finite, images_seen), took = timed_call(
+                lambda: self._train_fn(iterator, tf.constant(n, tf.int32)))
+            loss = float(loss)
+            if not bool(finite):
                 raise NonFiniteLossError(
                     f"Loss or weights became NaN/Inf between steps {step} and {step + n}. The last "
                     f"good checkpoint ({self.manager.latest_checkpoint}) is kept; lower the learning "
                     "rate, enable loss scaling (mixed_float16) or check the labels, then re-run "
                     "the same command to resume.")
-            seconds = time.time() - t0
             step += n
             lr = self._learning_rate()
-            images_per_s = int(images_seen.numpy()) / max(seconds, 1e-9)
+            images_per_s = int(images_seen) / max(took.wall_s, 1e-9)
             history.append({"step": step, "loss": loss, "lr": lr})
             progbar.update(step, [("loss", loss), ("lr", lr), ("img/s", images_per_s)])
             with writer.as_default(step=step):

@@ -117,7 +117,7 @@ def test_wider_or_deeper_gin_members_match_in_parameters():
     import os
 
     from keras_wideresnet.analysis import describe_units
-    from keras_wideresnet.training import gin_config
+    from keras_wideresnet.config import gin_config
 
     root = os.path.join(os.path.dirname(__file__), "..", "..", "gin_configs", "analysis",
                         "wider_or_deeper")

@@ -3,7 +3,7 @@
 import keras
 import pytest
 
-from keras_wideresnet.benchmark import flops
+from tools.benchmarking import flops
 
 
 class _Nested(keras.layers.Layer):

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from keras_wideresnet.benchmark import configs, report, runner
+from tools.benchmarking import configs, report, runner
 from tests.tolerances import UBF16, gamma
 
 

@@ -1,4 +1,4 @@
-"""CI smoke test: keras-wideresnet-benchmark --preset=smoke end to end (through tools/benchmark.py), no timing asserts."""
+"""CI smoke test: python tools/benchmark.py --preset=smoke end to end (through tools/benchmark.py), no timing asserts."""
 
 import json
 import os
@@ -66,7 +66,7 @@ def test_smoke_preset_end_to_end(tmp_path):
 
     # The FLOPs in the report are the layer count of the same model built here.
     from keras_wideresnet.applications import ResNet38
-    from keras_wideresnet.benchmark.flops import count_flops
+    from tools.benchmarking.flops import count_flops
 
     model = ResNet38(width_multiplier=1 / 32, input_shape=(32, 32, 3), classes=10, classifier_activation=None)
     infer = records["resnet38_a w×0.03125, inference, 32px b2, float32"]["result"]

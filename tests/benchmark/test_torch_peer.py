@@ -6,8 +6,8 @@ import pytest
 torch = pytest.importorskip("torch")  # a test extra; CI installs it
 
 from keras_wideresnet.applications import WideResNet  # noqa: E402
-from keras_wideresnet.benchmark import flops as flops_lib  # noqa: E402
-from keras_wideresnet.benchmark import torch_peer  # noqa: E402
+from tools.benchmarking import flops as flops_lib  # noqa: E402
+from tools.benchmarking import torch_peer  # noqa: E402
 from keras_wideresnet.layers import PreActResidualUnit  # noqa: E402
 from keras_wideresnet.models.spec import get_spec  # noqa: E402
 from tests.tolerances import conv_depth_and_reduction, net_rtol  # noqa: E402

@@ -23,7 +23,7 @@ _NOISE = re.compile(r"^[IWEF]\d{4} |cudart_stub|cuInit|absl::InitializeLog|Path 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    from keras_wideresnet.training.gin_config import quickstart_files
+    from keras_wideresnet.data import quickstart_files
 
     root = str(tmp_path_factory.mktemp("quickstart"))
     quickstart_files("classification", "train", root)

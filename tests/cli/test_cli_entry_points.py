@@ -22,8 +22,8 @@ def _console_scripts() -> dict[str, str]:
 
 
 def test_every_tool_is_a_console_script_a_module_and_a_checkout_wrapper():
-    assert MODULES == ["analyze_paths", "benchmark", "convert_weights", "create_tfrecords",
-                       "evaluate", "export", "predict", "train"]
+    assert MODULES == ["analyze_paths", "convert_weights", "create_tfrecords", "evaluate",
+                       "export", "predict", "train"]
     scripts = _console_scripts()
     assert scripts == {f"keras-wideresnet-{m.replace('_', '-')}": f"keras_wideresnet.cli.{m}:run"
                        for m in MODULES}

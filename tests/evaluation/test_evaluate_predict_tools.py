@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from keras_wideresnet.evaluation.predict import pascal_palette
-from keras_wideresnet.training import gin_config, trainer
+from keras_wideresnet.config import gin_config
+from keras_wideresnet.training import trainer
 from tests.tolerances import conv_depth_and_reduction, net_rtol
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))

@@ -4,7 +4,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def quickstart_dir(tmp_path_factory):
-    from keras_wideresnet.training.gin_config import quickstart_files
+    from keras_wideresnet.data import quickstart_files
 
     root = str(tmp_path_factory.mktemp("quickstart"))
     quickstart_files("classification", "train", root)

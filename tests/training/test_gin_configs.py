@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from keras_wideresnet.training import gin_config
+from keras_wideresnet.config import gin_config
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "gin_configs")
 # Files starting with "_" are shared includes, not experiments.

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_wideresnet.training import gin_config, trainer
+from keras_wideresnet.config import gin_config
+from keras_wideresnet.training import trainer
 from tests.tolerances import net_rtol
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))

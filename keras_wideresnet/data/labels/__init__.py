@@ -24,7 +24,13 @@ def get_label_map(name: str) -> LabelMap:
     return _SEGMENTATION[name]
 
 
+def dataset_class_names(name: str) -> tuple[str, ...]:
+    """Class names of a known dataset (voc, cityscapes, ade20k, pascal_context, imagenet)."""
+    return tuple(get_label_map(name).class_names)
+
+
 __all__ = [
-    "IGNORE_LABEL", "INVALID", "LabelMap", "generic", "identity_lut", "get_label_map",
+    "IGNORE_LABEL", "INVALID", "LabelMap", "dataset_class_names", "generic", "identity_lut",
+    "get_label_map",
     "ade20k", "cityscapes", "imagenet", "pascal_context", "voc",
 ]  # fmt: skip

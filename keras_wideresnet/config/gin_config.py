@@ -26,8 +26,8 @@ def register_configurables() -> None:
     for fn in (applications.ResNet38, applications.ResNet20, applications.ResNet16,
                applications.ResNet38Segmenter, applications.WideResNet):
         gin.external_configurable(fn, name=fn.__name__, module="keras_wideresnet.applications")
-    for fn in (data.classification_dataset, data.segmentation_dataset, quickstart_files,
-               quickstart_class_names, dataset_class_names):
+    for fn in (data.classification_dataset, data.segmentation_dataset, data.quickstart_files,
+               data.quickstart_class_names, data.dataset_class_names):
         gin.external_configurable(fn, name=fn.__name__, module="keras_wideresnet.data")
     # Family members beyond the presets: `WideResNet.spec = @make_spec()`.
     gin.external_configurable(models.make_spec, name="make_spec",
@@ -36,41 +36,6 @@ def register_configurables() -> None:
                 experiment_lib.LossConfig):
         gin.external_configurable(cls, name=cls.__name__, module="keras_wideresnet.training")
     _REGISTERED = True
-
-
-def dataset_class_names(name: str) -> tuple[str, ...]:
-    """Class names of a known dataset (voc, cityscapes, ade20k, pascal_context, imagenet)."""
-    return tuple(data.get_label_map(name).class_names)
-
-
-def quickstart_class_names(task: str = "classification") -> tuple[str, ...]:
-    """Class names of the embedded quickstart data, in label order."""
-    from keras_wideresnet.data import quickstart
-
-    names = {"classification": quickstart.DIGIT_CLASS_NAMES,
-             "segmentation": quickstart.SYNTHETIC_CLASS_NAMES}
-    if task not in names:
-        raise ValueError(f"task must be one of {sorted(names)}. Received: task={task!r}")
-    return tuple(names[task])
-
-
-def quickstart_files(task: str = "classification", split: str = "train",
-                     data_dir: str = "quickstart_data") -> str:
-    """File pattern of the embedded quickstart data, written on first use.
-
-    Classification: scikit-learn's 1,797 real 8×8 digits; segmentation: SYNTHETIC shape scenes.
-    """
-    import glob
-
-    out_dir = os.path.join(data_dir, task)
-    if not glob.glob(os.path.join(out_dir, "dataset_info.json")):
-        print(f"[keras_wideresnet] writing the {task} quickstart data to {out_dir}", flush=True)
-        data.write_quickstart(out_dir, task=task)
-    matches = sorted(glob.glob(os.path.join(out_dir, f"*-{split}.tfrecord-*")))
-    if not matches:
-        raise FileNotFoundError(f"No {split!r} records in {out_dir!r}; delete the folder to "
-                                "have the quickstart data written again.")
-    return os.path.join(out_dir, f"*-{split}.tfrecord-*")
 
 
 def default_search_paths() -> list[str]:

@@ -48,7 +48,7 @@ class BenchConfig:
         what the fused kernel saves.
       model_dir: ``agreement`` only: a training run (config.gin + checkpoints).
       framework: ``"keras"``, or ``"torch"`` for the plain PyTorch port of a family member
-        (:mod:`keras_wideresnet.benchmark.torch_peer`; inference/training, float32/bf16).
+        (:mod:`tools.benchmarking.torch_peer`; inference/training, float32/bf16).
       onednn: ``TF_ENABLE_ONEDNN_OPTS`` for the subprocess: True/False, or None to inherit it
         (TF's default, on, unless the caller's environment sets it).
       bf16_math: float32 run through oneDNN's BF16 math mode (``TF_SET_ONEDNN_FPMATH_MODE=BF16``

@@ -1,4 +1,4 @@
-"""Subprocess entry point: ``python -m keras_wideresnet.benchmark.worker '<BenchConfig JSON>'``.
+"""Subprocess entry point: ``python -m tools.benchmarking.worker '<BenchConfig JSON>'``.
 
 Prints one line ``BENCH_RESULT <json>`` on success. The parent sets ``TF_ENABLE_ONEDNN_OPTS``
 before this process imports TensorFlow.
@@ -14,12 +14,12 @@ RESULT_PREFIX = "BENCH_RESULT "
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m keras_wideresnet.benchmark.worker '<BenchConfig JSON>'", file=sys.stderr)
+        print("usage: python -m tools.benchmarking.worker '<BenchConfig JSON>'", file=sys.stderr)
         return 2
-    from keras_wideresnet.benchmark.configs import BenchConfig
+    from tools.benchmarking.configs import BenchConfig
 
     config = BenchConfig.from_dict(json.loads(argv[1]))
-    from keras_wideresnet.benchmark.measure import measure
+    from tools.benchmarking.measure import measure
 
     result = measure(config)
     print(RESULT_PREFIX + json.dumps(result), flush=True)

@@ -1,6 +1,6 @@
 """Benchmarks: FLOP counting, peak matmul, throughput and peak memory, reports.
 
-Every configuration runs in its own subprocess (:mod:`keras_wideresnet.benchmark.runner`) so that
+Every configuration runs in its own subprocess (:mod:`tools.benchmarking.runner`) so that
 oneDNN settings, dtype policies and peak memory do not leak between configurations, and so that a
 crash of one configuration (e.g. TF's oneDNN heap corruption) is recorded instead of ending the run.
 Names are imported lazily: the parent process of a run never imports TensorFlow.

@@ -19,8 +19,8 @@ from typing import Callable, Sequence
 
 import json
 
-from keras_wideresnet.benchmark.configs import BenchConfig
-from keras_wideresnet.benchmark.worker import RESULT_PREFIX
+from tools.benchmarking.configs import BenchConfig
+from tools.benchmarking.worker import RESULT_PREFIX
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _CRASH_MARKERS = ("malloc(", "double free", "corrupted", "Segmentation fault", "free():", "munmap_chunk")
@@ -80,9 +80,9 @@ def run_subprocess(cmd: Sequence[str], env: dict, timeout_s: float) -> dict:
 
 
 def run_config(config: BenchConfig, timeout_s: float = 900.0) -> dict:
-    """One configuration in a fresh ``python -m keras_wideresnet.benchmark.worker`` process."""
+    """One configuration in a fresh ``python -m tools.benchmarking.worker`` process."""
     env = worker_env(config)
-    cmd = [sys.executable, "-m", "keras_wideresnet.benchmark.worker", config.to_json()]
+    cmd = [sys.executable, "-m", "tools.benchmarking.worker", config.to_json()]
     run = run_subprocess(cmd, env, timeout_s)
     record = {"label": config.label, "config": json.loads(config.to_json()),
               "onednn_env": env.get("TF_ENABLE_ONEDNN_OPTS", "(TF default)"),

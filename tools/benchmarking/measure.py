@@ -1,6 +1,6 @@
 """In-process measurements of one :class:`BenchConfig`.
 
-Run through :mod:`keras_wideresnet.benchmark.worker` in a fresh subprocess: TF reads
+Run through :mod:`tools.benchmarking.worker` in a fresh subprocess: TF reads
 ``TF_ENABLE_ONEDNN_OPTS`` at import, and the peak RSS of the process is the configuration's own.
 """
 
@@ -18,8 +18,13 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from keras_wideresnet.benchmark.configs import KERAS_BASELINES, SEGMENTER, BenchConfig
-from keras_wideresnet.benchmark import flops as flops_lib
+from keras_wideresnet.tasks.losses import classification_loss
+from keras_wideresnet.training.experiment import OptimizerConfig
+from keras_wideresnet.training.fused_batch_norm import use_fused_batch_norm
+from keras_wideresnet.training.optimization import build_optimizer
+from keras_wideresnet.training.train_step import build_replica_step, time_steps, timed_call
+from tools.benchmarking import flops as flops_lib
+from tools.benchmarking.configs import KERAS_BASELINES, SEGMENTER, BenchConfig
 
 _COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}
 
@@ -65,22 +70,11 @@ def _gpu() -> bool:
 
 def _timed(step: Callable[[], object], warmup: int, iters: int,
            after_warmup: Callable[[], object] | None = None) -> tuple[list[float], float, list[float]]:
-    """Per-step wall times (each step synchronised by fetching its result), warm-up seconds, and
-    per-step CPU seconds of this process (all threads): with other load on the machine, CPU
-    seconds per step stay comparable where wall times do not."""
-    start = time.perf_counter()
-    for _ in range(warmup):
-        np.asarray(step())
-    warmup_s = time.perf_counter() - start
-    if after_warmup is not None:
-        after_warmup()
-    times, cpu = [], []
-    for _ in range(iters):
-        t0, c0 = time.perf_counter(), time.process_time()
-        np.asarray(step())
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return times, warmup_s, cpu
+    """Per-step wall times, warm-up seconds, and per-step CPU seconds of this process (all
+    threads), from the library's step timer: with other load on the machine, CPU seconds per
+    step stay comparable where wall times do not."""
+    times, warmup_s = time_steps(step, warmup, iters, after_warmup)
+    return [t.wall_s for t in times], warmup_s, [t.cpu_s for t in times]
 
 
 def build_model(config: BenchConfig) -> keras.Model:
@@ -175,9 +169,7 @@ def _images(config: BenchConfig):
     return tf.random.uniform((config.batch_size, config.resolution, config.resolution, 3), dtype=tf.float32)
 
 
-def _loss_fn(logits, labels):
-    from keras_wideresnet.tasks.losses import classification_loss
-
+def _loss_fn(labels, logits):
     logits = tf.reshape(logits, (-1, tf.shape(logits)[-1]))
     return classification_loss(tf.reshape(labels, (-1,)), logits)
 
@@ -206,31 +198,22 @@ def measure_model(config: BenchConfig) -> dict:
 
 
 def _training_step(model: keras.Model, config: BenchConfig, x) -> Callable[[], object]:
-    """One compiled training step of ``model`` on ``x`` and random labels, returning the loss:
-    forward, softmax cross-entropy, gradients and the default optimizer, as the trainer runs it
-    (TF's fused BN unless ``config.keras_bn``; ``FusedSGD`` unless ``config.keras_sgd``)."""
-    from keras_wideresnet.training.experiment import OptimizerConfig
-    from keras_wideresnet.training.fused_batch_norm import use_fused_batch_norm
-    from keras_wideresnet.training.optimization import build_optimizer
-
+    """The trainer's training step (:func:`build_replica_step`) of ``model`` on ``x`` and random
+    labels, in a ``tf.function``, returning the loss: forward, softmax cross-entropy, gradients
+    and the default optimizer (TF's fused BN unless ``config.keras_bn``; ``FusedSGD`` unless
+    ``config.keras_sgd``). ``config.jit_compile`` compiles the forward and backward pass, as
+    ``Experiment.jit_compile`` does."""
     out_shape = model.output_shape[1:-1]
     labels = tf.random.uniform((config.batch_size, *out_shape), maxval=config.classes, dtype=tf.int32)
-    optimizer = build_optimizer(OptimizerConfig(schedule="constant", learning_rate=0.01), 1000,
-                                mixed_precision=config.precision, fused=not config.keras_sgd)
+    optimizer_config = OptimizerConfig(schedule="constant", learning_rate=0.01)
+    optimizer = build_optimizer(optimizer_config, 1000, mixed_precision=config.precision,
+                                fused=not config.keras_sgd)
     if not config.keras_bn:
         use_fused_batch_norm(model)
-    variables = model.trainable_variables
-    optimizer.build(variables)
-
-    @tf.function(jit_compile=config.jit_compile)
-    def train_step(images, y):
-        with tf.GradientTape() as tape:
-            loss = _loss_fn(model(images, training=True), y)
-            scaled = optimizer.scale_loss(loss)
-        grads = tape.gradient(scaled, variables)
-        optimizer.apply(grads, variables)
-        return loss
-
+    optimizer.build(model.trainable_variables)
+    replica_step = build_replica_step(model, optimizer, _loss_fn, optimizer_config=optimizer_config,
+                                      jit_compile=config.jit_compile)
+    train_step = tf.function(lambda images, y: replica_step(images, y)[0])
     return lambda: train_step(x, labels)
 
 
@@ -256,7 +239,7 @@ def _time_step(config: BenchConfig, step: Callable[[], object], result: dict) ->
 
 def measure_torch(config: BenchConfig) -> dict:
     """The same measurement for the plain PyTorch port (:mod:`.torch_peer`), the benchmark's peer."""
-    from keras_wideresnet.benchmark import torch_peer
+    from tools.benchmarking import torch_peer
     from keras_wideresnet.models.spec import get_spec
 
     spec = get_spec(config.model).scaled(config.width_multiplier)
@@ -345,7 +328,7 @@ def measure_interleaved_peer(config: BenchConfig) -> dict:
     """Training steps of ``config.model`` as the trainer runs them and of its plain PyTorch port
     (:mod:`.torch_peer`), same batch, size and precision, in one process, timed step by step in
     rotation (:func:`_rotate`): a side-by-side with the peer, free of the host's drift."""
-    from keras_wideresnet.benchmark import torch_peer
+    from tools.benchmarking import torch_peer
     from keras_wideresnet.models.spec import get_spec
 
     torch_step, _, _ = torch_peer.make_step(
@@ -369,14 +352,12 @@ def _rotate(config: BenchConfig, variants: dict[str, Callable[[], object]], repo
     """
     for step in variants.values():
         for _ in range(config.warmup):
-            np.asarray(step())
+            timed_call(step)
     times: dict[str, list[float]] = {name: [] for name in variants}
     order = list(variants.items())
     for i in range(config.iters):
         for name, step in (order if i % 2 == 0 else order[::-1]):
-            t0 = time.perf_counter()
-            np.asarray(step())
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(timed_call(step)[1].wall_s)
     base = next(iter(times.values()))
     return {
         "variants": {name: {"images_per_s": config.batch_size / statistics.median(t),
@@ -391,7 +372,7 @@ def measure_agreement(config: BenchConfig) -> dict:
     """Top-1 agreement of the trained ``config.model_dir`` in ``config.precision`` (BN folded if
     ``config.fold_bn``) with its float32 predictions, on the run's eval data."""
     from keras_wideresnet.evaluation.agreement import precision_agreement
-    from keras_wideresnet.training import gin_config
+    from keras_wideresnet.config import gin_config
 
     experiment = gin_config.experiment_from_flags([], [], config.model_dir)
     result = precision_agreement(experiment, config.model_dir, precision=config.precision,

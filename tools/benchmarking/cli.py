@@ -4,16 +4,16 @@ Every configuration runs in its own subprocess; results go to ``<output_dir>/ben
 ``benchmark.json`` (rewritten after each configuration). See docs/benchmark.md.
 
   # CI-sized smoke run: every measurement kind once, at tiny widths
-  keras-wideresnet-benchmark --preset=smoke --output_dir=/tmp/bench_smoke
+  python tools/benchmark.py --preset=smoke --output_dir=/tmp/bench_smoke
 
   # the CPU table of docs/benchmark.md
-  keras-wideresnet-benchmark --preset=cpu_quick --output_dir=runs/bench_cpu
+  python tools/benchmark.py --preset=cpu_quick --output_dir=runs/bench_cpu
 
   # one GPU, within a time budget (configurations left over are listed as skipped)
-  keras-wideresnet-benchmark --preset=gpu_full --output_dir=runs/bench_gpu --max_minutes=8
+  python tools/benchmark.py --preset=gpu_full --output_dir=runs/bench_gpu --max_minutes=8
 
   # any members at a given size: the grid of the flags below
-  keras-wideresnet-benchmark --preset=custom --models=resnet38_a1,segmenter,resnet152v2 \
+  python tools/benchmark.py --preset=custom --models=resnet38_a1,segmenter,resnet152v2 \
       --kinds=inference,training --precisions=float32,mixed_bfloat16 --resolution=320 --batch_size=2 \
       --output_dir=runs/bench_custom
 """
@@ -28,8 +28,8 @@ from absl import app, flags, logging
 
 from keras_wideresnet.cli import _app  # first: it sets TF's C++ log level before TF loads
 
-from keras_wideresnet.benchmark import configs as configs_lib  # noqa: E402
-from keras_wideresnet.benchmark import report, runner  # noqa: E402
+from tools.benchmarking import configs as configs_lib  # noqa: E402
+from tools.benchmarking import report, runner  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("preset", "cpu_quick", sorted(configs_lib.PRESETS) + ["custom"],
@@ -134,8 +134,8 @@ def main(argv):
 
 
 def run() -> None:
-    """Console entry point (``keras-wideresnet-benchmark``)."""
-    _app.run(main, "keras-wideresnet-benchmark")
+    """Entry point of ``python tools/benchmark.py``."""
+    _app.run(main, "tools/benchmark.py")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ For accelerator machines that have JAX but no TensorFlow: the models use only ``
 own buffer assignment for that step (``compiled.memory_analysis()``: arguments + temporaries),
 which is exact for the compiled program and needs no process isolation.
 
-    KERAS_BACKEND=jax python -m keras_wideresnet.benchmark.jax_bench --output_dir=out
+    KERAS_BACKEND=jax python -m tools.benchmarking.jax_bench --output_dir=out
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_wideresnet import applications  # noqa: E402
-from keras_wideresnet.benchmark.flops import TRAINING_FLOPS_FACTOR, count_flops  # noqa: E402
+from tools.benchmarking.flops import TRAINING_FLOPS_FACTOR, count_flops  # noqa: E402
 
 MODELS = {
     "resnet38_a": lambda shape: applications.ResNet38(input_shape=shape, classifier_activation=None),
