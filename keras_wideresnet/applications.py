@@ -8,13 +8,15 @@ docs/architecture.md §3–§4 (output stride 8 or 16, "2 conv." head).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
-import re
+import tempfile
 import warnings
 from typing import Any, Sequence
 
+import h5py
 import keras
 import numpy as np
 
@@ -129,39 +131,155 @@ def WideResNet(spec: FamilySpec | str, include_top: bool = True, weights: str | 
     return model
 
 
-def load_weights(model: keras.Model, path: str, skip: Sequence[keras.layers.Layer] = ()) -> None:
+def load_weights(model: keras.Model, path: str | os.PathLike,
+                 skip: Sequence[keras.layers.Layer] = ()) -> None:
     """Loads a ``.weights.h5`` file (e.g. from ``keras-wideresnet-convert-weights``) into ``model``.
 
     Strict for every layer but those in ``skip`` (e.g. a new head): a file of another variant,
     width or depth raises, instead of leaving layers at their initialization with a warning.
+
+    The check runs before anything is assigned. Keras writes a ``.weights.h5`` file as one
+    HDF5 dataset per variable, ``<object path>/vars/<i>``, where the object path is built from
+    class names (``layers/pre_act_residual_unit_3/named_sublayers/conv2d/vars/0``) and each
+    ``vars`` group keeps the layer's name as its ``name`` attribute. The table the model
+    expects is therefore the one Keras writes for it:
+    the model is saved to a temporary file with ``objects_to_skip=skip``, so skipped layers are
+    left out exactly as ``model.load_weights(objects_to_skip=...)`` leaves them out. Both files
+    are walked with h5py and compared dataset by dataset on the layer state (the ``layers``
+    group and the model's own ``vars``; optimizer state, which Keras loads leniently, is not
+    compared). A variable missing from the file, one of another shape, and one the file has
+    in addition all count. With ``skip``, the file may hold whole top-level layers that the
+    loaded part of the model lacks (its own head, e.g. a classifier's ``linear1000`` under a
+    segmenter's backbone); inside a layer that is loaded, every variable must match.
+
+    Raises:
+      WeightsFileNotFoundError: ``path`` does not exist.
+      ValueError: ``path`` is not a Keras 3 ``.weights.h5`` file, or its variables differ from
+        the model's; the message names the first differing layer and both shapes, and the model
+        is left untouched.
     """
-    failure = None
-    with warnings.catch_warnings(record=True) as caught:  # Keras' per-layer noise before a failure
-        try:
-            model.load_weights(path, objects_to_skip=list(skip) or None)
-        except Exception as e:  # noqa: BLE001 - re-raised below with what to do
-            failure = str(e)
-    if failure is not None:
+    path = os.fspath(path)
+    file_table = _read_weights_file(path)
+    with tempfile.TemporaryDirectory(prefix="kwr_expected_weights_") as tmp:
+        expected = os.path.join(tmp, "model.weights.h5")
+        keras.saving.save_weights(model, expected, objects_to_skip=list(skip) or None)
+        model_table = _weights_table(expected)
+    differences = _differences(model, model_table, file_table, partial=bool(skip))
+    if differences:
         raise ValueError(
             f"Could not load weights from {path!r} into {'the backbone of ' if skip else ''}model "
-            f"{model.name!r}: {_load_failure_summary(failure)}. The file must come from the same "
+            f"{model.name!r}: {_summary(differences)}. The file must come from the same "
             "architecture (variant, width, depth, classes, include_top); convert ademxapp files "
             "with keras-wideresnet-convert-weights using the matching --model.")
-    for w in caught:  # a successful load keeps Keras' warnings
+    with warnings.catch_warnings(record=True) as caught:  # re-emitted once the load succeeded
+        model.load_weights(path, objects_to_skip=list(skip) or None)
+    for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def _load_failure_summary(message: str) -> str:
-    """The gist of Keras' weight-loading error, which prints whole tensors: how many layers
-    failed, and the first of them with its two shapes."""
-    count = re.search(r"A total of (\d+) objects could not be loaded", message)
-    layer = re.search(r"for object <\w+ name=([\w/.-]+)", message)
-    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", message)
-    parts = [f"{count.group(1)} layers could not be loaded" if count else message.splitlines()[0][:300]]
-    if layer:
-        parts.append(f"first: {layer.group(1)}" + (f", model {shapes.group(1)} vs file {shapes.group(2)}"
-                                                     if shapes else ""))
-    return "; ".join(parts)
+@dataclasses.dataclass(frozen=True)
+class _WeightsTable:
+    """The layer state of a ``.weights.h5`` file: each variable's shape and ``vars`` group, and
+    each ``vars`` group's layer name (``None`` where the file keeps none)."""
+
+    shapes: dict[str, tuple[int, ...]]  # "layers/conv2d/vars/0" -> (3, 3, 3, 64)
+    groups: dict[str, str]  # "layers/conv2d/vars/0" -> "layers/conv2d/vars"
+    names: dict[str, str | None]  # "layers/conv2d/vars" -> "conv1a"
+
+
+def _is_layer_state(h5_path: str) -> bool:
+    return h5_path.startswith("layers/") or h5_path == "vars" or h5_path.startswith("vars/")
+
+
+def _weights_table(path: str) -> _WeightsTable:
+    """Walks a Keras 3 ``.weights.h5`` file with h5py (datasets ``<object path>/vars/<i>``)."""
+    table = _WeightsTable({}, {}, {})
+
+    def visit(name: str, obj: Any) -> None:
+        if not _is_layer_state(name):
+            return
+        if isinstance(obj, h5py.Group) and (name == "vars" or name.endswith("/vars")):
+            layer_name = obj.attrs.get("name")
+            table.names[name] = None if layer_name is None else str(layer_name)
+        elif isinstance(obj, h5py.Dataset):
+            table.shapes[name] = tuple(int(d) for d in obj.shape)
+            table.groups[name] = name.rsplit("/", 1)[0]
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return table
+
+
+def _read_weights_file(path: str) -> _WeightsTable:
+    """The table of ``path``, after checking that it is a Keras 3 weights file."""
+    if not os.path.exists(path):
+        raise WeightsFileNotFoundError(f"Weights file {path!r} does not exist. {_CONVERT_HINT}")
+    if not path.endswith(".weights.h5") or not h5py.is_hdf5(path):
+        raise ValueError(
+            f"{path!r} is not a Keras 3 weights file: expected HDF5 written by "
+            "`model.save_weights('NAME.weights.h5')` (the name must end in '.weights.h5'). "
+            f"{_CONVERT_HINT}")
+    table = _weights_table(path)
+    if not table.shapes:
+        raise ValueError(
+            f"{path!r} holds no Keras 3 layer weights (no 'layers/.../vars' datasets): a legacy "
+            f"Keras 2 .h5 file, or not a weights file. {_CONVERT_HINT}")
+    return table
+
+
+@dataclasses.dataclass(frozen=True)
+class _Difference:
+    h5_path: str
+    layer: str  # the Keras layer name, or the h5 path where the file keeps none
+    model_shape: tuple[int, ...] | None  # None: not in the model
+    file_shape: tuple[int, ...] | None  # None: not in the file
+
+
+def _top_level(h5_path: str) -> str:
+    """``layers/<object>`` of a model layer's path; ``""`` for the model's own ``vars``."""
+    parts = h5_path.split("/")
+    return "/".join(parts[:2]) if parts[0] == "layers" else ""
+
+
+def _differences(model: keras.Model, expected: _WeightsTable, found: _WeightsTable,
+                 partial: bool) -> list[_Difference]:
+    """Every variable whose shape differs, or that only one side has, in the model's layer
+    order (then by h5 path). With ``partial``, whole top-level layers of the file that the
+    model's table lacks are not counted (see :func:`load_weights`)."""
+    def layer_of(table: _WeightsTable, h5_path: str) -> str:
+        return table.names.get(table.groups[h5_path]) or h5_path
+
+    out = []
+    for h5_path, shape in expected.shapes.items():
+        file_shape = found.shapes.get(h5_path)
+        if file_shape != shape:
+            out.append(_Difference(h5_path, layer_of(expected, h5_path), shape, file_shape))
+    loaded_layers = {_top_level(g) for g in expected.names}
+    for h5_path, shape in found.shapes.items():
+        if h5_path in expected.shapes or (partial and _top_level(h5_path) not in loaded_layers):
+            continue
+        out.append(_Difference(h5_path, layer_of(found, h5_path), None, shape))
+
+    position = {layer.name: i for i, layer in enumerate(model.layers)}
+    order = {"": -1}  # the model's own variables first, then its layers in order
+    for group, name in expected.names.items():
+        if group.count("/") == 2 and group.startswith("layers/"):  # layers/<object>/vars
+            order[_top_level(group)] = position.get(name, len(position))
+    last = len(position)
+    return sorted(out, key=lambda d: (order.get(_top_level(d.h5_path), last), d.h5_path))
+
+
+def _summary(differences: list[_Difference]) -> str:
+    """``N variables differ: M layers could not be loaded; first: NAME, model (…) vs file (…)``."""
+    def shape(s: tuple[int, ...] | None) -> str:
+        return "(absent)" if s is None else str(s)
+
+    n = len(differences)
+    layers = len({d.h5_path.rsplit("/", 1)[0] for d in differences})
+    first = differences[0]
+    return (f"{n} variable{'s differ' if n != 1 else ' differs'}: {layers} "
+            f"layer{'s' if layers != 1 else ''} could not be loaded; first: {first.layer}, "
+            f"model {shape(first.model_shape)} vs file {shape(first.file_shape)}")
 
 
 _DOC = """Instantiates {title} (paper: "Wider or Deeper: Revisiting the ResNet Model for Visual

@@ -153,6 +153,65 @@ def test_segmenter_upsampled_logits_and_weights_file(tmp_path):
         A.ResNet38Segmenter(6, weights=path, **TINY)
 
 
+def _tiny16(**kwargs):
+    return A.ResNet16(variant="a1", input_shape=(None, None, 3), **{**TINY, **kwargs})
+
+
+def test_load_weights_of_another_width_names_the_layer_and_both_shapes(tmp_path):
+    path = str(tmp_path / "w16.weights.h5")
+    _tiny16(width_multiplier=1 / 16, classes=3).save_weights(path)
+    model = _tiny16(classes=3)
+    before = [w.numpy() for w in model.weights]
+    # conv1a has 64 * width filters: 2 in the model, 4 in the file.
+    message = (r"w16.weights.h5' into model 'resnet16': \d+ variables differ: \d+ layers could "
+               r"not be loaded; first: conv1a, model \(3, 3, 3, 2\) vs file \(3, 3, 3, 4\)\. The "
+               r"file must come from the same architecture")
+    with pytest.raises(ValueError, match=message):
+        A.load_weights(model, path)
+    for got, want in zip(model.weights, before):  # checked before anything is assigned
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_load_weights_missing_or_foreign_file(tmp_path):
+    model = _tiny16(classes=3)
+    with pytest.raises(ValueError, match=r"absent.weights.h5' does not exist.*"
+                                         r"keras-wideresnet-convert-weights") as e:
+        A.load_weights(model, str(tmp_path / "absent.weights.h5"))
+    assert isinstance(e.value, FileNotFoundError)
+    text = tmp_path / "notes.weights.h5"
+    text.write_text("not HDF5")
+    with pytest.raises(ValueError, match="is not a Keras 3 weights file"):
+        A.load_weights(model, str(text))
+
+
+def test_load_weights_skips_only_the_given_head(tmp_path):
+    """A file whose only difference is the head loads into the rest of the model when the
+    head is skipped (the file's own head is not counted); without ``skip`` it raises."""
+    cls = _tiny16(classes=3)
+    path = str(tmp_path / "cls3.weights.h5")
+    cls.save_weights(path)
+    other = _tiny16(classes=5)
+    head_before = [w.numpy() for w in other.get_layer("linear5").weights]
+    with pytest.raises(ValueError, match=r"first: linear5, model \(128, 5\) vs file \(128, 3\)"):
+        A.load_weights(other, path)
+    A.load_weights(other, path, skip=[other.get_layer("linear5")])
+    for name in ("conv1a", "res2a", "res7a", "bn7"):
+        for got, want in zip(other.get_layer(name).weights, cls.get_layer(name).weights):
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+    for got, want in zip(other.get_layer("linear5").weights, head_before):
+        np.testing.assert_array_equal(got.numpy(), want)
+
+    seg = A.ResNet38Segmenter(4, depth=16, **TINY)  # no linear3 or pool7, conv6a + linear4 instead
+    head = [seg.get_layer("conv6a"), seg.get_layer("linear4")]
+    A.load_weights(seg, path, skip=head)
+    np.testing.assert_array_equal(seg.get_layer("res7a").weights[0].numpy(),
+                                  cls.get_layer("res7a").weights[0].numpy())
+    with pytest.raises(ValueError, match=r"into model .*: 6 variables differ: 3 layers could not "
+                                         r"be loaded; first: conv6a, model \(3, 3, 128, 16\) vs "
+                                         r"file \(absent\)"):
+        A.load_weights(seg, path)  # conv6a and linear4 missing from the file, linear3 extra
+
+
 def test_segmenter_os16_head_dilation():
     seg = A.ResNet38Segmenter(3, output_stride=16, input_shape=(64, 64, 3), **TINY)
     assert seg.output.shape == (None, 4, 4, 3)
