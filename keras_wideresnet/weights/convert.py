@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from keras_wideresnet import applications
-from keras_wideresnet.weights.checksums import parse_release_name, verify_md5
+from keras_wideresnet.weights.checksums import ReleaseName, parse_release_name, verify_md5
 from keras_wideresnet.weights.mxnet_params import read_params, split_key
 from keras_wideresnet.weights.naming import ARG, AUX, ademxapp_targets
 
@@ -204,17 +204,39 @@ def load_ademxapp(params_path: str | os.PathLike, *, variant: str | None = None,
       verbose: Progress bar while assigning.
       **model_kwargs: Passed to the model constructor (e.g. ``bn_mode``, ``name``).
     """
+    raw, source, kind, classes = _read_with_head(params_path, num_classes, check_md5)
+    release = parse_release_name(params_path)
+    variant = _released_variant(variant, release, source)
+    if kind == "segmenter" and output_stride is None:
+        output_stride = (release.output_stride if release and release.output_stride else 8)
+    model = _matching_model(kind, classes, variant, output_stride=output_stride,
+                            width_multiplier=width_multiplier, input_shape=input_shape,
+                            pool_padding=pool_padding,
+                            classifier_activation=classifier_activation, model_kwargs=model_kwargs)
+    _assign(raw, model, source, verbose)
+    return model
+
+
+def _read_with_head(params_path: str | os.PathLike, num_classes: int | None, check_md5: bool
+                    ) -> tuple[Mapping[str, Any], str, str, int]:
+    """Reads the file and its head: ``(arrays, source, "classifier" | "segmenter", C)``;
+    ``C`` must equal ``num_classes`` when that is given."""
     raw, source, _ = _read(params_path, check_md5)
     kind, classes = head_of(raw)
     if num_classes is not None and num_classes != classes:
         raise ValueError(f"num_classes={num_classes} but {source} holds linear{classes} "
                          f"({classes} classes). Pass num_classes={classes} or the right file.")
-    release = parse_release_name(params_path)
+    return raw, source, kind, classes
+
+
+def _released_variant(variant: str | None, release: ReleaseName | None, source: str) -> str:
+    """The variant to build: ``variant`` if given (warning when the file name says the other
+    one), else the file name's; only ``"a"`` and ``"a1"`` were released."""
     if variant is not None and release is not None and release.variant != variant:
         warnings.warn(f"{source} is named as a Model {release.variant.upper()} file but "
                       f"variant={variant!r} was asked for; A and A1 share array shapes, so the "
                       "weights load, but they were trained for the other downsampling.",
-                      stacklevel=2)
+                      stacklevel=3)  # the caller of load_ademxapp
     if variant is None:
         if release is None:
             raise ValueError(f"Cannot tell Model A from A1 for {source}: their arrays are "
@@ -224,22 +246,25 @@ def load_ademxapp(params_path: str | os.PathLike, *, variant: str | None = None,
     if variant not in ("a", "a1"):
         raise ValueError(f"ademxapp released variants 'a' and 'a1' only. Received: "
                          f"variant={variant!r}")
+    return variant
+
+
+def _matching_model(kind: str, classes: int, variant: str, *, output_stride: int | None,
+                    width_multiplier: float, input_shape: Sequence[int | None] | None,
+                    pool_padding: str | None, classifier_activation: str | None,
+                    model_kwargs: Mapping[str, Any]) -> keras.Model:
+    """The model the file's head calls for: the segmenter, or the classifier (Model A with
+    pad-0 pooling unless ``pool_padding`` is given, docs/architecture.md §2.4)."""
     if kind == "segmenter":
-        if output_stride is None:
-            output_stride = (release.output_stride if release and release.output_stride else 8)
-        model = applications.ResNet38Segmenter(
+        return applications.ResNet38Segmenter(
             classes, output_stride=output_stride, variant=variant,
             width_multiplier=width_multiplier, input_shape=input_shape, **model_kwargs)
-    else:
-        if pool_padding is None and variant == "a":
-            pool_padding = "caffe"
-        model = applications.ResNet38(
-            include_top=True, classes=classes, variant=variant, input_shape=input_shape,
-            width_multiplier=width_multiplier, output_stride=output_stride,
-            pool_padding=pool_padding, classifier_activation=classifier_activation,
-            **model_kwargs)
-    _assign(raw, model, source, verbose)
-    return model
+    if pool_padding is None and variant == "a":
+        pool_padding = "caffe"
+    return applications.ResNet38(
+        include_top=True, classes=classes, variant=variant, input_shape=input_shape,
+        width_multiplier=width_multiplier, output_stride=output_stride,
+        pool_padding=pool_padding, classifier_activation=classifier_activation, **model_kwargs)
 
 
 def export_keras_weights(params_path: str | os.PathLike, output_path: str | os.PathLike, *,
