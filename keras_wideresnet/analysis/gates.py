@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_wideresnet.layers import PathGate, PreActResidualUnit
+from keras_wideresnet.layers import PathGate, PreActResidualUnit, iter_layers
 
 
 def find_residual_units(model: keras.layers.Layer) -> list[PreActResidualUnit]:
@@ -40,7 +40,7 @@ def find_residual_units(model: keras.layers.Layer) -> list[PreActResidualUnit]:
                          f"PreActResidualUnit layers. Received: {type(model).__name__}")
     units: list[PreActResidualUnit] = []
     seen: set[int] = set()
-    for layer in model._flatten_layers(include_self=True, recursive=True):  # noqa: SLF001
+    for layer in iter_layers(model, include_self=True):
         if isinstance(layer, PreActResidualUnit) and id(layer) not in seen:
             seen.add(id(layer))
             units.append(layer)

@@ -12,8 +12,10 @@ from keras_wideresnet.layers.residual_units import (
     conv_padding,
     gated_residual_sum,
 )
+from keras_wideresnet.layers.walk import iter_layers
 
 __all__ = [
     "BN_EPSILON", "BN_MOMENTUM", "ChannelAffine", "FrozenStatsBatchNormalization", "PathGate",
     "PreActResidualUnit", "batch_norm", "bn_as_affine", "conv_padding", "gated_residual_sum",
+    "iter_layers",
 ]

@@ -323,6 +323,12 @@ class PreActResidualUnit(keras.layers.Layer):
         holding the sub-layers would save them a second time under another path."""
         return [(bn, conv) for bn, conv, *_ in self._convs]
 
+    def sublayers(self) -> list[keras.layers.Layer]:
+        """Every layer this unit owns, in creation order (branch BN/conv pairs, the projection
+        shortcut, dropout): what :func:`keras_wideresnet.layers.iter_layers` walks into."""
+        out = [layer for bn, conv, *_ in self._convs for layer in (bn, conv) if layer is not None]
+        return out + [layer for layer in (self.shortcut_conv, self.dropout_layer) if layer is not None]
+
     @property
     def named_sublayers(self) -> dict[str, keras.layers.Layer]:
         """ademxapp name → sub-layer (``bn2a_branch2a``, ``res2a_branch2a``, ``res2a_branch1``...)."""

@@ -7,8 +7,10 @@ the statistics and the normalisation in one kernel, reads bf16/fp16 directly wit
 statistics, and has a fused gradient. docs/benchmark.md compares training steps and step memory
 with and without it.
 
-The layers stay keras.ops-only (they must also run on JAX and PyTorch). This TF-only module
-switches the training *call* of a built model's BN layers, as the trainer does on TF; the layer
+The layers stay keras.ops-only (they must also run on JAX and PyTorch). This TF-only module has
+one switch, :func:`use_fused_batch_norm`, which ``Experiment.fused_batch_norm`` turns on in the
+trainer: it swaps the training *call* of a built model's BN layers (found with
+:func:`keras_wideresnet.layers.iter_layers`); the layer
 class, its weights, names and config are unchanged, so checkpoints, ``.keras`` files and exports
 are the same as without it. Inference (``training=False``) is Keras' own code.
 """
@@ -19,6 +21,8 @@ import types
 
 import keras
 import tensorflow as tf
+
+from keras_wideresnet.layers.walk import iter_layers
 
 # cuDNN's and TF's lower bound; a smaller ε keeps Keras' path (TF would silently raise it).
 MIN_EPSILON = 1.001e-5
@@ -68,7 +72,7 @@ def use_fused_batch_norm(model: keras.layers.Layer) -> int:
         raise RuntimeError("use_fused_batch_norm needs the TensorFlow backend; "
                            f"KERAS_BACKEND is {keras.backend.backend()!r}.")
     count = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in iter_layers(model, include_self=True):
         if not _eligible(layer):
             continue
         if not getattr(layer, _FUSED_MARK, False):

@@ -7,12 +7,16 @@ from tools.benchmarking import flops
 
 
 class _Nested(keras.layers.Layer):
-    """A layer whose convolution is only reachable as a sub-layer (like the residual units)."""
+    """A layer whose convolution is only reachable as a sub-layer (like the residual units),
+    listed by ``sublayers()`` as keras_wideresnet.layers.iter_layers expects."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.conv = keras.layers.Conv2D(6, 3, strides=2, padding="same", name="inner_conv")
         self.bn = keras.layers.BatchNormalization(name="inner_bn")
+
+    def sublayers(self):
+        return [self.bn, self.conv]
 
     def call(self, x, training=None):
         return self.conv(keras.ops.relu(self.bn(x, training=training)))

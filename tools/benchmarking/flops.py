@@ -14,6 +14,8 @@ from typing import Sequence
 import keras
 import numpy as np
 
+from keras_wideresnet.layers import iter_layers
+
 TRAINING_FLOPS_FACTOR = 3.0
 
 
@@ -51,7 +53,10 @@ def count_flops(model: keras.Model, input_shape: Sequence[int]) -> FlopCount:
     """Runs one eager forward pass of a batch of 1 and counts what each layer call computed.
 
     Nested layers (e.g. the residual units' convolutions) are counted through their own calls, so
-    shapes are the real ones (dilation, strides and padding included), not guessed.
+    shapes are the real ones (dilation, strides and padding included), not guessed. Layers are
+    found with :func:`keras_wideresnet.layers.iter_layers`: a custom layer that owns others lists
+    them with a ``sublayers()`` method. Each counted layer's ``call`` is wrapped for this one
+    forward pass only and restored afterwards.
 
     Args:
       model: any Keras model (all inputs must share ``input_shape``; single-input models only).
@@ -77,7 +82,7 @@ def count_flops(model: keras.Model, input_shape: Sequence[int]) -> FlopCount:
             return out
         return call
 
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in iter_layers(model):
         if isinstance(layer, conv_types + (keras.layers.BatchNormalization,)):
             layer.call = hook(layer, layer.call)  # instance attribute shadows the class method
             hooked.append(layer)
