@@ -324,6 +324,20 @@ def analyze_paths(model: keras.Model, data: Any, *, samples_per_k: int = 1000,
             for var, value in zip(model.non_trainable_variables, saved_state):
                 var.assign(value)
 
+    return _summarize(units, ks, plans, per_k, effective_depth_config,
+                      full_gradient_norm=float(np.mean(full_norms)), seed=int(seed),
+                      samples_per_k=int(samples_per_k), num_batches=len(batches),
+                      training=bool(training), loss=_resolve_loss(model, loss_fn)[1],
+                      seconds=time.perf_counter() - start,
+                      samples={str(k): per_k[k] for k in ks} if keep_samples else None)
+
+
+def _summarize(units: Sequence[keras.layers.Layer], ks: list[int],
+               plans: dict, per_k: dict[int, list[float]],
+               effective_depth_config: EffectiveDepthConfig, **run: Any) -> PathAnalysisResult:
+    """Path counts, the mean, std and total gradient per length, and the effective depth, as a
+    :class:`PathAnalysisResult`; ``run`` holds the run's own fields (seed, timing, ...)."""
+    n = len(units)
     counts_all = path_counts(n)
     dist_all = path_length_distribution(n)
     mean = [float(np.mean(per_k[k])) for k in ks]
@@ -344,12 +358,5 @@ def analyze_paths(model: keras.Model, data: Any, *, samples_per_k: int = 1000,
         effective_depth=ed["effective_depth"],
         effective_range=ed["effective_range"],
         effective_depth_config={k: ed[k] for k in ("method", "fraction", "reference_k")},
-        full_gradient_norm=float(np.mean(full_norms)),
-        seed=int(seed),
-        samples_per_k=int(samples_per_k),
-        num_batches=len(batches),
-        training=bool(training),
-        loss=_resolve_loss(model, loss_fn)[1],
-        seconds=time.perf_counter() - start,
-        samples={str(k): per_k[k] for k in ks} if keep_samples else None,
+        **run,
     )

@@ -16,6 +16,7 @@ import json
 import os
 import statistics
 import time
+from typing import Callable
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
@@ -58,12 +59,37 @@ def peak_matmul(dtype: str, n: int = 8192, iters: int = 10) -> float:
 
 
 def _timed(fn, iters: int) -> list[float]:
+    """Wall seconds per step, each synchronised with ``jax.block_until_ready``. The library's
+    step timer (``keras_wideresnet.training.train_step``) imports TensorFlow, which the machines
+    this tool is for may not have."""
     times = []
     for _ in range(iters):
         t0 = time.perf_counter()
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - t0)
     return times
+
+
+def _training_step(model: keras.Model, tv: list, ntv: list, x, y) -> tuple[Callable, tuple]:
+    """A jitted stateless SGD-momentum step ``(tv, ntv, ov, x, y) -> (loss, tv, ntv, ov)`` (its
+    state buffers donated) and its first arguments."""
+    optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
+    optimizer.build(model.trainable_variables)
+    ov = [v.value for v in optimizer.variables]
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def compute_loss(tv, ntv, x, y):
+        logits, ntv = model.stateless_call(tv, ntv, x, training=True)
+        return loss_fn(y, logits.astype("float32")), ntv
+
+    grad_fn = jax.value_and_grad(compute_loss, has_aux=True)
+
+    def train(tv, ntv, ov, x, y):
+        (loss, ntv), grads = grad_fn(tv, ntv, x, y)
+        tv, ov = optimizer.stateless_apply(ov, grads, tv)
+        return loss, tv, ntv, ov
+
+    return jax.jit(train, donate_argnums=(0, 1, 2)), (tv, ntv, ov, x, y)
 
 
 def bench(name: str, kind: str, precision: str, batch: int, resolution: int,
@@ -82,24 +108,7 @@ def bench(name: str, kind: str, precision: str, batch: int, resolution: int,
         args = (tv, ntv, x)
         useful = flops
     else:
-        optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
-        optimizer.build(model.trainable_variables)
-        ov = [v.value for v in optimizer.variables]
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-        def compute_loss(tv, ntv, x, y):
-            logits, ntv = model.stateless_call(tv, ntv, x, training=True)
-            return loss_fn(y, logits.astype("float32")), ntv
-
-        grad_fn = jax.value_and_grad(compute_loss, has_aux=True)
-
-        def train(tv, ntv, ov, x, y):
-            (loss, ntv), grads = grad_fn(tv, ntv, x, y)
-            tv, ov = optimizer.stateless_apply(ov, grads, tv)
-            return loss, tv, ntv, ov
-
-        step = jax.jit(train, donate_argnums=(0, 1, 2))
-        args = (tv, ntv, ov, x, y)
+        step, args = _training_step(model, tv, ntv, x, y)
         useful = TRAINING_FLOPS_FACTOR * flops
     t0 = time.perf_counter()
     compiled = step.lower(*args).compile()

@@ -84,6 +84,20 @@ def _key(config: dict, **changes) -> tuple:
     return tuple(sorted((k, v) for k, v in c.items() if k not in ("warmup", "iters")))
 
 
+def _peer_comparisons(torch_record: dict, records: Sequence[dict]) -> list[dict]:
+    """Speed-ups of the plain Keras rows of the same size and precision over a PyTorch-port row."""
+    r, c, res = torch_record, torch_record["config"], torch_record["result"]
+    same = [o for o in records if o["status"] == "ok" and o["config"].get("framework") == "keras"
+            and all(o["config"][k] == c[k] for k in ("kind", "model", "precision", "resolution",
+                                                      "batch_size", "width_multiplier", "classes"))
+            and bool(o["config"].get("bf16_math")) == bool(c.get("bf16_math"))
+            and not any(o["config"].get(k) for k in ("fold_bn", "recompute", "jit_compile", "keras_sgd",
+                                                      "keras_bn"))
+            and o["onednn_env"] in ("1", "(TF default)")]
+    return [{"what": f"{o['label']} vs {r['label']}", "speedup": speedup(o["result"], res)}
+            for o in same]
+
+
 def summarize(records: Sequence[dict]) -> dict:
     """Adds ``fraction_of_peak`` to model records and computes the benchmark's comparisons.
 
@@ -127,16 +141,7 @@ def summarize(records: Sequence[dict]) -> dict:
             comparisons.append({"what": f"{r['label']} vs oneDNN off", "speedup":
                                 speedup(res, base["result"])})
         if c.get("framework") == "torch":
-            same = [o for o in records if o["status"] == "ok" and o["config"].get("framework") == "keras"
-                    and all(o["config"][k] == c[k] for k in ("kind", "model", "precision", "resolution",
-                                                              "batch_size", "width_multiplier", "classes"))
-                    and bool(o["config"].get("bf16_math")) == bool(c.get("bf16_math"))
-                    and not any(o["config"].get(k) for k in ("fold_bn", "recompute", "jit_compile", "keras_sgd",
-                                                              "keras_bn"))
-                    and o["onednn_env"] in ("1", "(TF default)")]
-            for o in same:
-                comparisons.append({"what": f"{o['label']} vs {r['label']}", "speedup":
-                                    speedup(o["result"], res)})
+            comparisons += _peer_comparisons(r, records)
         if c["kind"] == "training" and c["model"] != "resnet38_a" and c["width_multiplier"] == 1:
             ref = by_key.get(_key(c, model="resnet38_a", onednn=r["onednn_env"], classes=c["classes"]))
             if ref:
