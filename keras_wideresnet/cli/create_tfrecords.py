@@ -83,21 +83,22 @@ def convert() -> dict:
             label_map = labels.get_label_map(dataset)
     config = EncodeConfig(task, label_map)
     name = FLAGS.name or dataset
-    results = {}
-    for split in splits:
-        items = _items(dataset, split, label_map.class_names)
-        is_train = split in _TRAIN_SPLITS
-        shards = FLAGS.num_shards if is_train else max(1, FLAGS.num_shards // 4)
-        results[split] = writer.write_split(
-            items, FLAGS.output_dir, dataset_name=name, split=split, config=config, num_shards=shards,
-            num_workers=FLAGS.num_workers, skip_corrupt=FLAGS.skip_corrupt,
-            shuffle_seed=FLAGS.seed if is_train else None,
-        )  # fmt: skip
-        r = results[split]
-        logging.info("%s/%s: wrote %d records to %s; skipped %d.", name, split, r.num_written, r.pattern, len(r.skipped))
-        print(f"{name}/{split}: {r.num_written} records, {len(r.skipped)} skipped -> {r.pattern}", flush=True)
-    writer.write_tfds_metadata(FLAGS.output_dir, task=task, class_names=label_map.class_names,
-                               splits=list(results.values()), description=f"{dataset} converted by keras_wideresnet ({label_map.source})")
+    with writer.exclusive_lock(FLAGS.output_dir):  # a second run on this folder waits, then resumes
+        results = {}
+        for split in splits:
+            items = _items(dataset, split, label_map.class_names)
+            is_train = split in _TRAIN_SPLITS
+            shards = FLAGS.num_shards if is_train else max(1, FLAGS.num_shards // 4)
+            results[split] = writer.write_split(
+                items, FLAGS.output_dir, dataset_name=name, split=split, config=config, num_shards=shards,
+                num_workers=FLAGS.num_workers, skip_corrupt=FLAGS.skip_corrupt,
+                shuffle_seed=FLAGS.seed if is_train else None,
+            )  # fmt: skip
+            r = results[split]
+            logging.info("%s/%s: wrote %d records to %s; skipped %d.", name, split, r.num_written, r.pattern, len(r.skipped))
+            print(f"{name}/{split}: {r.num_written} records, {len(r.skipped)} skipped -> {r.pattern}", flush=True)
+        writer.write_tfds_metadata(FLAGS.output_dir, task=task, class_names=label_map.class_names,
+                                   splits=list(results.values()), description=f"{dataset} converted by keras_wideresnet ({label_map.source})")
     return results
 
 

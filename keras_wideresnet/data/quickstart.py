@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import io
+import json
 import os
 
 import numpy as np
@@ -111,26 +112,34 @@ def write_quickstart(
         train, val = synthetic_items(num_train, num_validation, image_size or 64, seed)
         description = "SYNTHETIC coloured-shape scenes (generated, not real data)"
     config = EncodeConfig(task, generic(class_names, name))
-    os.makedirs(out_dir, exist_ok=True)
-    results = {}
-    for split, items, shuffle in (("train", train, seed), ("validation", val, None)):
-        results[split] = writer.write_split(
-            items, out_dir, dataset_name=name, split=split, config=config,
-            num_shards=num_shards if split == "train" else 1, num_workers=1,
-            shuffle_seed=shuffle, verbose=verbose,
+    done_record = os.path.join(out_dir, writer.PROGRESS_DIR, f"{name}.done.json")
+    with writer.exclusive_lock(out_dir):  # two workers on one host may both get here at once
+        if os.path.exists(done_record):  # written last, so everything it names is complete
+            with open(done_record, encoding="utf-8") as f:
+                return json.load(f)
+        results = {}
+        for split, items, shuffle in (("train", train, seed), ("validation", val, None)):
+            results[split] = writer.write_split(
+                items, out_dir, dataset_name=name, split=split, config=config,
+                num_shards=num_shards if split == "train" else 1, num_workers=1,
+                shuffle_seed=shuffle, verbose=verbose,
+            )  # fmt: skip
+        writer.write_tfds_metadata(
+            out_dir, task=task, class_names=class_names, splits=list(results.values()),
+            description=description,
         )  # fmt: skip
-    writer.write_tfds_metadata(
-        out_dir, task=task, class_names=class_names, splits=list(results.values()),
-        description=description,
-    )  # fmt: skip
-    return {
-        "train": results["train"].pattern,
-        "validation": results["validation"].pattern,
-        "num_classes": len(class_names),
-        "class_names": list(class_names),
-        "num_train": results["train"].num_written,
-        "num_validation": results["validation"].num_written,
-    }
+        summary = {
+            "train": results["train"].pattern,
+            "validation": results["validation"].pattern,
+            "num_classes": len(class_names),
+            "class_names": list(class_names),
+            "num_train": results["train"].num_written,
+            "num_validation": results["validation"].num_written,
+        }
+        with open(done_record + f".tmp-{os.getpid()}", "w", encoding="utf-8") as f:
+            json.dump(summary, f)
+        os.replace(done_record + f".tmp-{os.getpid()}", done_record)
+    return summary
 
 
 def quickstart_class_names(task: str = "classification") -> tuple[str, ...]:
@@ -148,7 +157,7 @@ def quickstart_files(task: str = "classification", split: str = "train",
     Classification: scikit-learn's 1,797 real 8×8 digits; segmentation: SYNTHETIC shape scenes.
     """
     out_dir = os.path.join(data_dir, task)
-    if not glob.glob(os.path.join(out_dir, "dataset_info.json")):
+    if not glob.glob(os.path.join(out_dir, writer.PROGRESS_DIR, "*.done.json")):
         print(f"[keras_wideresnet] writing the {task} quickstart data to {out_dir}", flush=True)
         write_quickstart(out_dir, task=task)
     matches = sorted(glob.glob(os.path.join(out_dir, f"*-{split}.tfrecord-*")))

@@ -8,6 +8,7 @@ job. ``tfds.folder_dataset.write_metadata`` then adds ``dataset_info.json``/``fe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import json
@@ -16,7 +17,7 @@ import os
 import random
 import re
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from absl import logging
 
@@ -26,6 +27,27 @@ from keras_wideresnet.data.encode import EncodeConfig, Item, encode_item
 from keras_wideresnet.data.errors import DataError
 
 PROGRESS_DIR = "_progress"
+LOCK_FILE = "writer.lock"
+
+
+@contextlib.contextmanager
+def exclusive_lock(out_dir: str) -> Iterator[None]:
+    """Holds ``out_dir/_progress/writer.lock`` (``flock``): two processes that prepare the same
+    folder, such as two workers on one host starting at the same moment, run one after the
+    other, and the second finds the first's finished shards. The lock is released when the
+    holder exits, also when it is killed. Not nestable within one process."""
+    os.makedirs(os.path.join(out_dir, PROGRESS_DIR), exist_ok=True)
+    try:
+        import fcntl  # POSIX; elsewhere the writers are not serialised
+    except ImportError:
+        yield
+        return
+    with open(os.path.join(out_dir, PROGRESS_DIR, LOCK_FILE), "a", encoding="utf-8") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 @dataclasses.dataclass
@@ -89,9 +111,10 @@ def _write_shard(job: tuple) -> dict:
             os.remove(tmp_path)
         raise
     manifest = {"shard": base, "num_written": written, "skipped": skipped}
-    with open(manifest_path + ".tmp", "w", encoding="utf-8") as f:
+    manifest_tmp = f"{manifest_path}.tmp-{os.getpid()}"
+    with open(manifest_tmp, "w", encoding="utf-8") as f:
         json.dump(manifest, f)
-    os.replace(manifest_path + ".tmp", manifest_path)
+    os.replace(manifest_tmp, manifest_path)
     os.replace(tmp_path, final_path)  # the shard appears only when complete
     return manifest
 
@@ -153,6 +176,8 @@ def write_split(
       min_items_per_worker: fewer workers are started when the items would give each fewer than
         this (a worker's start-up costs a TensorFlow import); a small job runs in this process.
       skip_corrupt: skip items that fail validation and report them instead of raising ``DataError``.
+
+    The caller holds :func:`exclusive_lock` on ``out_dir`` where other processes may write it.
     """
     if not items:
         raise DataError(f"split {split!r} of {dataset_name!r} has no items to write; check the input paths.")
