@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 from absl import app, flags, logging
 
@@ -29,10 +30,17 @@ flags.DEFINE_integer("num_cpu_devices", 0,
                      "Split the CPU into this many logical devices (testing --strategy=mirrored "
                      "without GPUs).")
 flags.DEFINE_string("export_dir", None, "If set, export a TF Serving SavedModel here at the end.")
+flags.DEFINE_float("worker_timeout", 600.0,
+                   "--strategy=multi_worker_mirrored: seconds to wait for every task of TF_CONFIG "
+                   "to come up and run the first step; past it the run is ended (status 137).")
 
 
 def main(argv):
     del argv
+    from keras_wideresnet.training import faults  # no TensorFlow: SIGTERM is blocked before TF starts
+
+    stop = faults.StopSignal()
+    faults.watch_sigterm(stop, "keras-wideresnet-train")
     if not FLAGS.model_dir:
         raise app.UsageError("--model_dir is required (checkpoints and configs are written there).")
     if not FLAGS.gin_file and not os.path.exists(os.path.join(FLAGS.model_dir, "config.gin")):
@@ -54,6 +62,10 @@ def main(argv):
     devices = None
     if FLAGS.strategy == "mirrored" and FLAGS.num_cpu_devices > 1:
         devices = [f"/cpu:{i}" for i in range(FLAGS.num_cpu_devices)]
+    watchdog = None
+    if FLAGS.strategy == "multi_worker_mirrored":
+        watchdog = faults.StartupWatchdog(FLAGS.worker_timeout, "keras-wideresnet-train").arm()
+        stop.subscribe_first_step(watchdog.disarm)
     strategy = get_strategy(FLAGS.strategy, FLAGS.tpu, devices)
     if FLAGS.strategy != "default":
         print(f"[keras_wideresnet] {type(strategy).__name__} with {strategy.num_replicas_in_sync} "
@@ -63,7 +75,19 @@ def main(argv):
         from keras_wideresnet.analysis.callback import path_analysis_action
 
         actions.append(path_analysis_action(experiment))
-    result = trainer.run(experiment, FLAGS.model_dir, FLAGS.mode, strategy, actions)
+    try:
+        result = trainer.run(experiment, FLAGS.model_dir, FLAGS.mode, strategy, actions, stop)
+    except faults.TrainingPreempted as e:
+        print(f"[keras_wideresnet] {e}", flush=True)
+        sys.exit(faults.PREEMPTED_EXIT_CODE)
+    except faults.WorkerLostError as e:
+        print(f"keras-wideresnet-train: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(faults.WORKER_LOST_EXIT_CODE)
+    except trainer.NonFiniteLossError as e:
+        print(f"keras-wideresnet-train: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    if watchdog is not None:
+        watchdog.disarm()  # --mode=eval runs no step
     if trainer.is_chief(strategy):
         gin_config.write_operative_config(FLAGS.model_dir, FLAGS.mode)
     if "eval" in result:

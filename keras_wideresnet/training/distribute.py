@@ -45,3 +45,12 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     return resolver.task_type in ("chief", None) or (
         resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def num_workers(strategy: tf.distribute.Strategy) -> int:
+    """How many processes (chief and workers of ``TF_CONFIG``) run this strategy's steps."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or isinstance(strategy, tf.distribute.TPUStrategy):
+        return 1  # a TPU's hosts are driven by this one process
+    jobs = resolver.cluster_spec().as_dict()
+    return max(1, sum(len(jobs.get(job, ())) for job in ("chief", "worker")))

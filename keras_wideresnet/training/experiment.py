@@ -93,6 +93,10 @@ class Experiment:
       train_steps: Total optimizer steps.
       steps_per_loop: Steps per compiled inner loop (and per progress update).
       checkpoint_interval, max_to_keep: Checkpoints every N steps, keeping the last K.
+      loss_upper_bound, recovery_max_trials: Loss blow-up recovery, as in Model Garden's
+        trainer: a NaN/Inf loss or state, or a loss above ``loss_upper_bound`` (``None``: no
+        bound), reloads the last good checkpoint and goes on, at most ``recovery_max_trials``
+        times in a run; ``0`` (the default) stops with an error at the first blow-up.
       eval_steps: Batches per evaluation (``None``: the whole eval set).
       eval_interval: In ``train_and_eval``, evaluate every N steps (default: at the end).
       eval_scales, eval_flip: Test-time augmentation for segmentation evaluation.
@@ -132,6 +136,8 @@ class Experiment:
     steps_per_loop: int = 50
     checkpoint_interval: int = 500
     max_to_keep: int = 3
+    loss_upper_bound: float | None = None
+    recovery_max_trials: int = 0
     eval_steps: int | None = None
     eval_interval: int | None = None
     eval_scales: Sequence[float] = (1.0,)
@@ -163,6 +169,9 @@ class Experiment:
         if self.mixed_precision not in (None, "float32", "mixed_float16", "mixed_bfloat16"):
             raise ValueError("Experiment.mixed_precision must be None, 'mixed_float16' or "
                              f"'mixed_bfloat16'. Received: {self.mixed_precision!r}")
+        if self.recovery_max_trials < 0:
+            raise ValueError("Experiment.recovery_max_trials must be >= 0 (0: stop at the first "
+                             f"blow-up). Received: {self.recovery_max_trials}")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise ValueError(f"Experiment.class_names has {len(self.class_names)} names but "
                              f"num_classes={self.num_classes}.")

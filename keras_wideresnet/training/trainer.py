@@ -2,9 +2,15 @@
 
 * Resume is implicit: the newest checkpoint in ``model_dir`` is restored (step, model,
   optimizer and hence the schedule); otherwise ``init_checkpoint`` is loaded.
-* Checkpoints every ``checkpoint_interval`` steps keep the last ``max_to_keep``; a non-finite
-  loss, weight or momentum stops training with an error and leaves the last good checkpoint in
-  place.
+* Checkpoints every ``checkpoint_interval`` steps keep the last ``max_to_keep``. A newest
+  checkpoint that cannot be read (cut short by a full disk or a crash) is passed over, with a
+  warning, for the previous good one.
+* A non-finite loss, weight or momentum stops training with an error and leaves the last good
+  checkpoint in place; with ``Experiment.recovery_max_trials`` (and ``loss_upper_bound``) it
+  reloads that checkpoint and goes on instead, as Model Garden's trainer does.
+* A :class:`~keras_wideresnet.training.faults.StopSignal` (SIGTERM, in the CLI) saves a
+  checkpoint at the step reached and raises
+  :class:`~keras_wideresnet.training.faults.TrainingPreempted`.
 * Summaries go to ``model_dir/train`` and ``model_dir/validation`` (TensorBoard).
 """
 
@@ -24,7 +30,9 @@ from absl import logging
 from keras_wideresnet.tasks import get_task
 from keras_wideresnet.tasks.eval_loop import run_eval
 from keras_wideresnet.training import optimization
-from keras_wideresnet.training.distribute import is_chief
+from keras_wideresnet.training.distribute import is_chief, num_workers
+from keras_wideresnet.training.faults import StopSignal, TrainingPreempted, WorkerLostError, \
+    lost_worker_message
 from keras_wideresnet.training.checkpoints import checkpoint_name, restore_model
 from keras_wideresnet.training.experiment import Experiment
 from keras_wideresnet.training.fused_batch_norm import use_fused_batch_norm
@@ -58,11 +66,12 @@ class Trainer:
       model_dir: Where checkpoints, summaries and metrics go.
       strategy: A ``tf.distribute.Strategy``.
       actions: :class:`StepAction` s run during training at their intervals.
+      stop: A :class:`StopSignal`; when set, training saves and raises ``TrainingPreempted``.
     """
 
     def __init__(self, experiment: Experiment, model_dir: str,
                  strategy: tf.distribute.Strategy | None = None,
-                 actions: Sequence[StepAction] = ()):
+                 actions: Sequence[StepAction] = (), stop: StopSignal | None = None):
         if experiment.path_analysis_interval and not any(a.name == "path_analysis" for a in actions):
             raise ValueError(
                 "Experiment.path_analysis_interval is set but no path-analysis action was given: "
@@ -74,6 +83,14 @@ class Trainer:
         self.model_dir = model_dir
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = is_chief(self.strategy)
+        self.stop = stop or StopSignal()
+        # One worker stops inside a compiled loop, at the step it is on; several workers stop at
+        # the end of a loop, where they agree on it (a worker leaving a loop alone would leave
+        # its peers waiting in a collective).
+        self._stops_within_loop = num_workers(self.strategy) == 1
+        self._stop_flag = tf.Variable(False, trainable=False, name="stop_requested")
+        if self._stops_within_loop:
+            self.stop.subscribe(lambda: self._stop_flag.assign(True))
         if experiment.seed is not None:
             keras.utils.set_random_seed(experiment.seed)
         if experiment.deterministic:
@@ -106,12 +123,9 @@ class Trainer:
     # --- Checkpoints ------------------------------------------------------------------------
     def restore_or_initialize(self) -> str:
         """Restores the newest checkpoint in ``model_dir``; else loads ``init_checkpoint``."""
-        latest = self.manager.latest_checkpoint or tf.train.latest_checkpoint(self.model_dir)
-        if latest:
-            # Shapes are checked first, so an incompatible checkpoint gets a clear message.
-            restore_model(self.model, latest)
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            return f"resumed from {latest} at step {int(self.step.numpy())}"
+        restored = self._restore_newest_readable()
+        if restored:
+            return f"resumed from {restored} at step {int(self.step.numpy())}"
         init = self.experiment.init_checkpoint
         if init and init.endswith(".h5") and not os.path.exists(init):
             raise FileNotFoundError(
@@ -127,6 +141,41 @@ class Trainer:
             return f"initialized {self.experiment.init_checkpoint_modules} from {what}"
         return "initialized from scratch"
 
+    def _checkpoints_newest_first(self) -> list[str]:
+        """The checkpoints of ``model_dir`` (the chief's, also on other workers), newest first."""
+        state = tf.train.get_checkpoint_state(self.model_dir)
+        paths = list(state.all_model_checkpoint_paths) if state else []
+        latest = tf.train.latest_checkpoint(self.model_dir)
+        if latest and latest not in paths:
+            paths.append(latest)
+        return [p if os.path.isabs(p) else os.path.join(self.model_dir, p) for p in reversed(paths)]
+
+    def _restore_newest_readable(self) -> str | None:
+        """Restores the newest checkpoint that reads back whole; returns its path, or None when
+        ``model_dir`` has none. One that cannot be read is left in place, with a warning (it is
+        overwritten when training reaches its step again); if none can be read, it raises
+        rather than start from step 0."""
+        candidates = self._checkpoints_newest_first()
+        unreadable = []
+        for path in candidates:
+            try:
+                # Shapes are checked first, so an incompatible checkpoint gets a clear message.
+                restore_model(self.model, path)
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (tf.errors.OpError, IndexError) as e:  # a truncated or missing data file
+                unreadable.append(f"{path} ({str(e).strip().splitlines()[0][:200]})")
+                continue
+            if unreadable:
+                message = (f"checkpoint {unreadable[0]} cannot be read; resuming from the "
+                           f"previous good one, {path}")
+                logging.warning(message)
+                print(f"[keras_wideresnet] warning: {message}", flush=True)
+            return path
+        if unreadable:
+            raise OSError(f"No checkpoint in {self.model_dir!r} can be read: {'; '.join(unreadable)}. "
+                          "Move them aside to start from step 0.")
+        return None
+
     # --- Training ---------------------------------------------------------------------------
     def _make_train_fn(self):
         strategy = self.strategy
@@ -134,10 +183,14 @@ class Trainer:
             self.model, self.optimizer, self._loss, optimizer_config=self.experiment.optimizer,
             num_replicas=strategy.num_replicas_in_sync, jit_compile=self.experiment.jit_compile)
 
+        stops_within_loop, stop_flag = self._stops_within_loop, self._stop_flag
+
         def train_loop(iterator, num_steps):
-            total, images_seen = tf.constant(0.0), tf.constant(0)
+            total, images_seen, done = tf.constant(0.0), tf.constant(0), tf.constant(0)
             finite = tf.constant(True)
             for _ in tf.range(num_steps):
+                if stops_within_loop and stop_flag:
+                    break
                 images, labels = next(iterator)
                 per_replica = strategy.run(replica_step, args=(images, labels))
                 loss, count = (strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
@@ -145,11 +198,12 @@ class Trainer:
                 finite = tf.logical_and(finite, tf.math.is_finite(loss))
                 total += loss
                 images_seen += count
+                done += 1
                 self.step.assign_add(1)
             # A finite loss can still come with an update that overflowed the weights or the
             # momentum; such a state must not be checkpointed as "good".
             finite = tf.logical_and(finite, self._state_is_finite())
-            return total / tf.cast(num_steps, tf.float32), finite, images_seen
+            return total / tf.cast(tf.maximum(done, 1), tf.float32), finite, images_seen, done
 
         return tf.function(train_loop)
 
@@ -183,42 +237,102 @@ class Trainer:
                                       verbose=1 if self.chief else 0)
         progbar.update(start)
         history = []
-        eval_every = exp.eval_interval
-        while int(self.step.numpy()) < exp.train_steps:
-            step = int(self.step.numpy())
-            n = self._steps_until_boundary(step)
-            (loss, finite, images_seen), took = timed_call(
-                lambda: self._train_fn(iterator, tf.constant(n, tf.int32)))
-            loss = float(loss)
-            if not bool(finite):
-                raise NonFiniteLossError(
-                    f"Loss or weights became NaN/Inf between steps {step} and {step + n}. The last "
-                    f"good checkpoint ({self.manager.latest_checkpoint}) is kept; lower the learning "
-                    "rate, enable loss scaling (mixed_float16) or check the labels, then re-run "
-                    "the same command to resume.")
-            step += n
-            lr = self._learning_rate()
-            images_per_s = int(images_seen) / max(took.wall_s, 1e-9)
-            history.append({"step": step, "loss": loss, "lr": lr})
-            progbar.update(step, [("loss", loss), ("lr", lr), ("img/s", images_per_s)])
-            with writer.as_default(step=step):
-                tf.summary.scalar("loss", loss)
-                tf.summary.scalar("learning_rate", lr)
-                tf.summary.scalar("images_per_second", images_per_s)
-            if exp.checkpoint_interval and step % exp.checkpoint_interval == 0:
-                self.manager.save(checkpoint_number=step, check_interval=False)
-            for action in self.actions:
-                if step % action.interval == 0:
-                    action(self, step)
-            if eval_every and exp.eval_data is not None and step % eval_every == 0 \
-                    and step < exp.train_steps:
-                self.evaluate()
+        recoveries = 0
+        self.stop.training = True
+        try:
+            while int(self.step.numpy()) < exp.train_steps:
+                step = int(self.step.numpy())
+                n = self._steps_until_boundary(step)
+                (loss, finite, images_seen, done), took = self._run_loop(iterator, n, step)
+                self.stop.step_ran()
+                loss = float(loss)
+                if self._blew_up(loss, bool(finite)):
+                    recoveries += 1
+                    self._recover_or_raise(loss, bool(finite), step, step + int(done), recoveries)
+                    continue
+                step += int(done)
+                lr = self._learning_rate()
+                images_per_s = int(images_seen) / max(took.wall_s, 1e-9)
+                history.append({"step": step, "loss": loss, "lr": lr})
+                progbar.update(step, [("loss", loss), ("lr", lr), ("img/s", images_per_s)])
+                with writer.as_default(step=step):
+                    tf.summary.scalar("loss", loss)
+                    tf.summary.scalar("learning_rate", lr)
+                    tf.summary.scalar("images_per_second", images_per_s)
+                if self._stop_agreed():
+                    writer.flush()
+                    raise TrainingPreempted(step, self.manager.save(checkpoint_number=step,
+                                                                    check_interval=False))
+                self._after_loop(step)
+        finally:
+            self.stop.training = False
         final, latest = int(self.step.numpy()), self.manager.latest_checkpoint
         if latest is None or int(latest.rsplit("-", 1)[-1]) != final:  # not saved at a multiple
             self.manager.save(checkpoint_number=final, check_interval=False)
         writer.flush()
         return {"step": int(self.step.numpy()), "loss": history[-1]["loss"] if history else None,
                 "history": history}
+
+    def _run_loop(self, iterator, n: int, step: int):
+        """One compiled loop of up to ``n`` steps; a collective aborted by a lost peer becomes
+        a :class:`WorkerLostError` that says which peer and what to do."""
+        try:
+            return timed_call(lambda: self._train_fn(iterator, tf.constant(n, tf.int32)))
+        except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError,
+                tf.errors.InternalError, tf.errors.DeadlineExceededError) as e:
+            if num_workers(self.strategy) == 1:
+                raise
+            detail = str(e).strip().splitlines()[0][:300]
+            raise WorkerLostError(lost_worker_message(step, self.manager.latest_checkpoint
+                                                      or tf.train.latest_checkpoint(self.model_dir),
+                                                      detail)) from e
+
+    def _blew_up(self, loss: float, finite: bool) -> bool:
+        bound = self.experiment.loss_upper_bound
+        return not finite or not math.isfinite(loss) or (bound is not None and loss > bound)
+
+    def _recover_or_raise(self, loss: float, finite: bool, step: int, end: int, trial: int) -> None:
+        """Reloads the last good checkpoint (``Experiment.recovery_max_trials`` times at most),
+        or raises :class:`NonFiniteLossError`, leaving that checkpoint in place."""
+        exp = self.experiment
+        what = ("Loss or weights became NaN/Inf" if not finite else
+                f"Loss {loss:.4g} exceeded Experiment.loss_upper_bound={exp.loss_upper_bound:g}")
+        last = self.manager.latest_checkpoint
+        if trial <= exp.recovery_max_trials and last:
+            restored = self._restore_newest_readable()
+            message = (f"{what} between steps {step} and {end}: recovery {trial} of "
+                       f"{exp.recovery_max_trials}, reloaded {restored} (step "
+                       f"{int(self.step.numpy())})")
+            logging.warning(message)
+            print(f"\n[keras_wideresnet] {message}", flush=True)
+            return
+        tried = f" after {exp.recovery_max_trials} recoveries" if exp.recovery_max_trials else ""
+        raise NonFiniteLossError(
+            f"{what} between steps {step} and {end}{tried}. The last good checkpoint ({last}) "
+            "is kept; lower the learning rate, enable loss scaling (mixed_float16) or check the "
+            "labels, then re-run the same command to resume.")
+
+    def _stop_agreed(self) -> bool:
+        """Whether any worker was asked to stop: the local request, or under several workers
+        the sum of every worker's request (one scalar all-reduce), so that all stop at
+        the same step."""
+        if self._stops_within_loop:
+            return self.stop.is_set()
+        flag = tf.constant(1 if self.stop.is_set() else 0, tf.int32)
+        per_replica = self.strategy.run(lambda: tf.identity(flag))
+        return int(self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)) > 0
+
+    def _after_loop(self, step: int) -> None:
+        """The checkpoint, actions and evaluation that fall on ``step``."""
+        exp = self.experiment
+        if exp.checkpoint_interval and step % exp.checkpoint_interval == 0:
+            self.manager.save(checkpoint_number=step, check_interval=False)
+        for action in self.actions:
+            if step % action.interval == 0:
+                action(self, step)
+        if exp.eval_interval and exp.eval_data is not None and step % exp.eval_interval == 0 \
+                and step < exp.train_steps:
+            self.evaluate()
 
     def _steps_until_boundary(self, step: int) -> int:
         """Steps of the next loop: ``steps_per_loop``, cut short at the last step and at the next
@@ -261,11 +375,11 @@ def _json_default(o):
 
 def run(experiment: Experiment, model_dir: str, mode: str = "train_and_eval",
         strategy: tf.distribute.Strategy | None = None,
-        actions: Sequence[StepAction] = ()) -> dict[str, Any]:
+        actions: Sequence[StepAction] = (), stop: StopSignal | None = None) -> dict[str, Any]:
     """Runs ``train``, ``eval`` or ``train_and_eval`` (the body of ``keras-wideresnet-train``)."""
     if mode not in ("train", "eval", "train_and_eval"):
         raise ValueError(f"--mode must be train, eval or train_and_eval. Received: {mode!r}")
-    trainer = Trainer(experiment, model_dir, strategy, actions)
+    trainer = Trainer(experiment, model_dir, strategy, actions, stop)
     status = trainer.restore_or_initialize()
     logging.info("Model %s: %s parameters; %s", trainer.model.name,
                  f"{trainer.model.count_params():,}", status)
