@@ -296,5 +296,14 @@ def export_keras_weights(params_path: str | os.PathLike, output_path: str | os.P
                                 verbose=verbose)
     parent = os.path.dirname(os.path.abspath(output_path))
     os.makedirs(parent, exist_ok=True)
-    keras_model.save_weights(output_path)
+    # Written beside the target and renamed into place: a conversion killed half-way leaves
+    # no file under the output name, and a re-run writes it whole.
+    partial = os.path.join(parent, f".{os.path.basename(output_path)[:-len('.weights.h5')]}"
+                                   f".partial-{os.getpid()}.weights.h5")
+    try:
+        keras_model.save_weights(partial)
+        os.replace(partial, output_path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
     return keras_model

@@ -65,3 +65,34 @@ def test_export_tool_usage_errors(tmp_path, run_tool):
     assert proc.returncode != 0
     assert "Pass --model_dir (a training run) or --checkpoint" in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+# Kills its own process when the SavedModel's files are all written, at the rename that would
+# put them in place: the worst moment for a kill -9 during tools/export.py.
+_KILLED_EXPORT = """
+import os, signal
+import tensorflow as tf
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+tf.io.gfile.rename = die
+from keras_wideresnet.cli.export import run
+run()
+"""
+
+
+def test_export_killed_mid_write_leaves_no_version_and_a_rerun_finishes(tmp_path, run_tool):
+    model_dir = tmp_path / "run"
+    model_dir.mkdir()
+    (model_dir / "config.gin").write_text(GIN)
+    model = applications.ResNet16(weights=None, width_multiplier=1 / 32, classes=3,
+                                  classifier_activation=None, input_shape=(32, 32, 3))
+    weights = str(tmp_path / "converted.weights.h5")
+    model.save_weights(weights)
+    base = tmp_path / "serving"
+    args = [f"--model_dir={model_dir}", f"--checkpoint={weights}", f"--export_dir={base}"]
+    killed = run_tool(["-c", _KILLED_EXPORT] + args)
+    assert killed.returncode == -9
+    assert not [p.name for p in base.iterdir() if p.name.isdigit()]  # nothing TF Serving would load
+    proc = run_tool([TOOL] + args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "serving_default" in tf.saved_model.load(str(base / "1")).signatures

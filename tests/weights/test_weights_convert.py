@@ -123,3 +123,33 @@ def test_wrong_model_for_file_is_explained(tmp_path):
         load_ademxapp(released, width_multiplier=CLS_WM)
     model = load_ademxapp(released, check_md5=False, width_multiplier=CLS_WM)
     assert model.get_layer("linear10").kernel.shape == (128, 10)
+
+
+# Kills its own process half-way through writing the weights file.
+_KILLED_CONVERT = """
+import os, signal, sys
+import keras
+def half_written_then_die(self, filepath, *args, **kwargs):
+    with open(filepath, "wb") as f:
+        f.write(b"\\x89HDF\\r\\n\\x1a\\n" + bytes(1000))
+    os.kill(os.getpid(), signal.SIGKILL)
+keras.Model.save_weights = half_written_then_die
+from keras_wideresnet.cli.convert_weights import run
+run()
+"""
+
+
+def test_conversion_killed_mid_write_leaves_no_output_and_a_rerun_finishes(tmp_path):
+    out = tmp_path / "seg.weights.h5"
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    args = [f"--input={SEG_PARAMS}", "--model=resnet38_a1", "--num_classes=5",
+            "--output_stride=8", f"--width_multiplier={SEG_WM}", f"--output={out}"]
+    killed = subprocess.run([sys.executable, "-c", _KILLED_CONVERT, *args], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert not out.exists()  # only a hidden .partial file, never the output name
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "convert_weights.py"), *args],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = ResNet38Segmenter(5, width_multiplier=SEG_WM, weights=str(out))
+    assert _max_diff(model, SEG, "logits") <= TOL
